@@ -1,0 +1,83 @@
+use std::io;
+use std::path::PathBuf;
+
+use crate::Seq;
+
+/// Everything the journal can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Data that was written and acknowledged does not read back as written.
+    #[error("corrupt journal: segment {segment}, offset {offset}, {seq_desc}: {reason}", seq_desc = describe_seq(*.seq))]
+    Corrupt {
+        segment: String,
+        offset: u64,
+        /// The sequence number of the transaction that holds the bad data, when it is known.
+        seq: Option<Seq>,
+        reason: String,
+    },
+
+    /// Another process (or another open in this one) owns the store.
+    #[error("store {path} is in use by another process (lock file {lock} is held)")]
+    Locked { path: PathBuf, lock: PathBuf },
+
+    /// One transaction does not fit in an empty segment.
+    #[error(
+        "transaction of {bytes} bytes does not fit in a segment of {segment_size_bytes} bytes (segment_size_bytes is the limit)"
+    )]
+    TransactionTooLarge { bytes: u64, segment_size_bytes: u64 },
+
+    /// One transaction holds more records than the limit.
+    #[error("transaction has more than {max} records (records_per_transaction_max)")]
+    TooManyRecords { max: u32 },
+
+    /// A commit's principal name is longer than the limit.
+    #[error("principal of {len} bytes is longer than PRINCIPAL_MAX_BYTES ({max})")]
+    PrincipalTooLong { len: usize, max: usize },
+
+    /// An option is out of its range.
+    #[error("invalid journal option {name}={value}: {reason}")]
+    InvalidOption {
+        name: &'static str,
+        value: u64,
+        reason: &'static str,
+    },
+
+    /// A write failed earlier (for example fdatasync); the journal refuses further writes
+    /// because what reached the disk is unknown. Reopen the store to recover.
+    #[error("journal refuses writes after an earlier failure: {0}; reopen the store to recover")]
+    Poisoned(String),
+
+    /// The journal was opened read-only.
+    #[error("journal is open read-only")]
+    ReadOnly,
+
+    /// A directory that must hold a store does not.
+    #[error("no store at {0}")]
+    NotFound(PathBuf),
+}
+
+fn describe_seq(seq: Option<Seq>) -> String {
+    match seq {
+        Some(seq) => format!("sequence number {seq}"),
+        None => "sequence number unknown".to_string(),
+    }
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
+        LogError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The journal: a directory of segments, one writer, any number of readers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_utils::sync::ShardedLock;
+
+use crate::error::LogError;
+use crate::frame;
+use crate::group_commit::GroupCommit;
+use crate::record::{Kind, Mark, Seal};
+use crate::recovery::{self, RecoveryReport};
+use crate::scan::{self, End};
+use crate::segment::{HEADER_BYTES, Header, Segment};
+use crate::txn::TxnBuilder;
+use crate::vfs::{LockGuard, OsVfs, Vfs};
+use crate::{Loc, Rejected, Seq, TxnView, lock, unix_nanos_now};
+
+/// Smallest segment the journal accepts.
+pub const SEGMENT_SIZE_MIN_BYTES: u64 = 64 * 1024;
+/// Largest segment: offsets inside a segment are 32-bit.
+pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
+/// Default segment size.
+pub const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 64 << 20;
+/// Longest interval between syncs under [`SyncPolicy::Interval`].
+pub const SYNC_INTERVAL_MAX_MS: u64 = 60_000;
+
+const JOURNAL_DIR: &str = "journal";
+const LOCK_FILE: &str = "lock";
+
+/// When commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every commit is durable before it returns; concurrent committers share one sync.
+    Always,
+    /// A background thread syncs every `ms` milliseconds; a power failure loses at most that.
+    Interval { ms: u64 },
+    /// Only sealing a segment and closing the journal sync. Fastest; a power failure can lose
+    /// any commit since the last seal.
+    Never,
+}
+
+/// How to open a journal.
+#[derive(Clone)]
+pub struct JournalOptions {
+    /// Capacity of each segment file.
+    pub segment_size_bytes: u64,
+    /// When commits reach the disk.
+    pub sync: SyncPolicy,
+    /// Open without writing anything; takes a shared lock.
+    pub read_only: bool,
+    /// On corruption keep the valid prefix and move the rest aside instead of failing.
+    pub salvage: bool,
+    /// The file system (the real one unless a test substitutes a simulated one).
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Default for JournalOptions {
+    fn default() -> JournalOptions {
+        JournalOptions {
+            segment_size_bytes: SEGMENT_SIZE_DEFAULT_BYTES,
+            sync: SyncPolicy::Always,
+            read_only: false,
+            salvage: false,
+            vfs: Arc::new(OsVfs),
+        }
+    }
+}
+
+impl JournalOptions {
+    fn validate(&self) -> Result<(), LogError> {
+        let size = self.segment_size_bytes;
+        if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_MAX_BYTES).contains(&size) {
+            return Err(LogError::InvalidOption {
+                name: "segment_size_bytes",
+                value: size,
+                reason: "must be between 64 KiB and 1 GiB",
+            });
+        }
+        if !size.is_multiple_of(frame::ALIGN_BYTES) {
+            return Err(LogError::InvalidOption {
+                name: "segment_size_bytes",
+                value: size,
+                reason: "must be a multiple of 8",
+            });
+        }
+        if let SyncPolicy::Interval { ms } = self.sync
+            && (ms == 0 || ms > SYNC_INTERVAL_MAX_MS)
+        {
+            return Err(LogError::InvalidOption {
+                name: "sync_interval_ms",
+                value: ms,
+                reason: "must be between 1 and 60000",
+            });
+        }
+        if self.salvage && self.read_only {
+            return Err(LogError::InvalidOption {
+                name: "salvage",
+                value: 1,
+                reason: "salvage rewrites the journal and needs a writable open",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The writer's state; the mutex around it is the writer lock.
+pub(crate) struct Writer {
+    pub active: Option<Arc<Segment>>,
+    pub active_sealed: bool,
+    /// Where the next frame goes in the active segment.
+    pub tail: u64,
+    pub next_seq: Seq,
+    /// The transaction being built, framed, ready to copy into the map.
+    pub buf: Vec<u8>,
+    wrote_since_mark: bool,
+    closed: bool,
+}
+
+struct Syncer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: JoinHandle<()>,
+}
+
+/// An append-only, memory-mapped journal of transactions.
+pub struct Journal {
+    dir: PathBuf,
+    vfs: Arc<dyn Vfs>,
+    pub(crate) segment_size_bytes: u64,
+    pub(crate) sync: SyncPolicy,
+    read_only: bool,
+    pub(crate) writer: Mutex<Writer>,
+    segments: ShardedLock<Vec<Arc<Segment>>>,
+    pub(crate) group: Arc<GroupCommit>,
+    syncer: Option<Syncer>,
+    report: RecoveryReport,
+    _lock: Box<dyn LockGuard>,
+}
+
+/// A segment as `stats` and `verify` describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub name: String,
+    pub number: u64,
+    pub first_seq: Seq,
+    /// Bytes of frames (and header) in use.
+    pub used_bytes: u64,
+    pub capacity_bytes: u64,
+    /// Allocated on disk.
+    pub disk_bytes: u64,
+}
+
+impl Journal {
+    /// Opens (or, unless read-only, creates) the journal of the store in `store_dir`, verifying
+    /// every record and handing each committed transaction, in order, to `replay`.
+    ///
+    /// `replay` may reject a transaction (its payload does not decode); the open then fails as
+    /// for any other corruption, naming the record.
+    pub fn open(
+        store_dir: &Path,
+        options: JournalOptions,
+        replay: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+    ) -> Result<Journal, LogError> {
+        options.validate()?;
+        let vfs = options.vfs.clone();
+        let dir = store_dir.join(JOURNAL_DIR);
+        if options.read_only {
+            if vfs.list_dir(&dir).is_err() {
+                return Err(LogError::NotFound(store_dir.to_path_buf()));
+            }
+        } else {
+            vfs.create_dir_all(&dir)
+                .map_err(|e| LogError::io("create", &dir, e))?;
+        }
+        let lock_path = store_dir.join(LOCK_FILE);
+        let store_lock = vfs
+            .try_lock(&lock_path, !options.read_only)
+            .map_err(|e| LogError::io("lock", &lock_path, e))?
+            .ok_or_else(|| LogError::Locked {
+                path: store_dir.to_path_buf(),
+                lock: lock_path.clone(),
+            })?;
+        let recovered = recovery::recover(
+            &recovery::Context {
+                vfs: &*vfs,
+                dir: &dir,
+                writable: !options.read_only,
+                salvage: options.salvage,
+            },
+            replay,
+        )?;
+        let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
+        let last_seq = recovered.next_seq - 1;
+        let group = Arc::new(GroupCommit::new(last_seq));
+        let mut journal = Journal {
+            dir,
+            vfs,
+            segment_size_bytes: options.segment_size_bytes,
+            sync: options.sync,
+            read_only: options.read_only,
+            writer: Mutex::new(Writer {
+                active: segments.last().cloned(),
+                active_sealed: recovered.last_sealed,
+                tail: recovered.tail,
+                next_seq: recovered.next_seq,
+                buf: Vec::new(),
+                wrote_since_mark: false,
+                closed: false,
+            }),
+            segments: ShardedLock::new(segments),
+            group,
+            syncer: None,
+            report: recovered.report,
+            _lock: store_lock,
+        };
+        if !journal.read_only {
+            let mut writer = lock(&journal.writer);
+            if writer.active.is_none() {
+                journal.roll(&mut writer)?;
+            }
+            drop(writer);
+            if let SyncPolicy::Interval { ms } = journal.sync {
+                let syncer = start_syncer(journal.group.clone(), ms)
+                    .map_err(|e| LogError::io("start syncer thread for", &journal.dir, e))?;
+                journal.syncer = Some(syncer);
+            }
+        }
+        Ok(journal)
+    }
+
+    /// Starts a transaction. The returned builder holds the writer lock until it commits or
+    /// is dropped (which abandons the transaction: nothing reaches the journal).
+    pub fn begin(&self) -> Result<TxnBuilder<'_>, LogError> {
+        if self.read_only {
+            return Err(LogError::ReadOnly);
+        }
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| LogError::Poisoned("a writer panicked".into()))?;
+        if let Some(why) = self.group.failure() {
+            return Err(LogError::Poisoned(why));
+        }
+        if writer.closed {
+            return Err(LogError::Poisoned("the journal is closed".into()));
+        }
+        if writer.active_sealed {
+            self.roll(&mut writer)?;
+        }
+        writer.buf.clear();
+        Ok(TxnBuilder::new(self, writer))
+    }
+
+    /// Seals the active segment (if any) and starts the next one. A failure leaves the disk in
+    /// an unknown state, so it poisons the journal.
+    pub(crate) fn roll(&self, writer: &mut MutexGuard<'_, Writer>) -> Result<(), LogError> {
+        let result = self.roll_unpoisoned(writer);
+        if let Err(error) = &result {
+            self.group.fail(error.to_string());
+        }
+        result
+    }
+
+    fn roll_unpoisoned(&self, writer: &mut Writer) -> Result<(), LogError> {
+        let previous = writer.active.clone();
+        if let Some(active) = &previous
+            && !writer.active_sealed
+        {
+            self.seal(writer, active)?;
+        }
+        let header = Header {
+            number: previous.as_ref().map_or(0, |p| p.number() + 1),
+            first_seq: writer.next_seq,
+            capacity: self.segment_size_bytes,
+            created_unix_nanos: unix_nanos_now(),
+        };
+        let path = self.dir.join(crate::segment::file_name(header.first_seq));
+        let segment = Segment::create(&*self.vfs, &self.dir, header)
+            .map_err(|e| LogError::io("create", &path, e))?;
+        // A new file exists only once its directory entry is durable.
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("sync directory", &self.dir, e))?;
+        let segment = Arc::new(segment);
+        write_lock(&self.segments).push(segment.clone());
+        writer.active = Some(segment);
+        writer.active_sealed = false;
+        writer.tail = HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Writes a Seal record after the last transaction and syncs the segment: from here on it
+    /// is complete, and everything in it is durable.
+    fn seal(&self, writer: &mut Writer, active: &Segment) -> Result<(), LogError> {
+        let mut seal = Vec::new();
+        let start = frame::begin(&mut seal, writer.next_seq - 1, Kind::Seal);
+        Seal {
+            data_end: writer.tail,
+        }
+        .encode(&mut seal);
+        frame::finish(&mut seal, start);
+        // SAFETY: we hold the writer lock and write at the unpublished tail.
+        unsafe { active.write(writer.tail, &seal) };
+        let end = writer.tail + seal.len() as u64;
+        active.publish(end);
+        active
+            .sync(end)
+            .map_err(|e| LogError::io("sync", self.dir.join(active.name()), e))?;
+        writer.tail = end;
+        writer.active_sealed = true;
+        self.group.note_durable(writer.next_seq - 1);
+        Ok(())
+    }
+
+    /// Calls `read` with the payload of the Op record at `loc`; `None` if `loc` names no
+    /// published record.
+    pub fn with_op<R>(&self, loc: Loc, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let segments = read_lock(&self.segments);
+        let first = segments.first()?.number();
+        let index = u64::from(loc.segment).checked_sub(first)?;
+        let segment = segments.get(usize::try_from(index).ok()?)?;
+        segment.op_payload(loc.offset, loc.len).map(read)
+    }
+
+    /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
+    /// verifying each record again as it goes.
+    pub fn for_each_txn(
+        &self,
+        from: Seq,
+        to: Seq,
+        visit: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+    ) -> Result<(), LogError> {
+        let segments: Vec<Arc<Segment>> = read_lock(&self.segments).clone();
+        let start = segments
+            .iter()
+            .rposition(|segment| segment.first_seq() <= from.max(1))
+            .unwrap_or(0);
+        for (i, segment) in segments.iter().enumerate().skip(start) {
+            if segment.first_seq() > to {
+                break;
+            }
+            let Some(bytes) = segment.bytes(0, segment.published()) else {
+                continue;
+            };
+            let mut next_seq = segment.first_seq();
+            let number = segment.number() as u32;
+            let mut in_range = |txn: &TxnView<'_>| {
+                if (from..=to).contains(&txn.seq) {
+                    visit(txn)
+                } else {
+                    Ok(())
+                }
+            };
+            let corrupt = |offset, seq, reason| LogError::Corrupt {
+                segment: segment.name().to_string(),
+                offset,
+                seq,
+                reason,
+            };
+            match scan::scan_segment(number, bytes, &mut next_seq, &mut in_range) {
+                Err(fault) => return Err(corrupt(fault.offset, fault.seq, fault.reason)),
+                Ok(End::Stopped { at, invalid, .. }) if i + 1 < segments.len() => {
+                    let reason = format!(
+                        "segment ends without a seal record ({})",
+                        invalid.unwrap_or("zeros")
+                    );
+                    return Err(corrupt(at, Some(next_seq), reason));
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The last committed sequence number (0 for an empty journal).
+    pub fn last_seq(&self) -> Seq {
+        lock(&self.writer).next_seq - 1
+    }
+
+    /// The last sequence number known durable.
+    pub fn durable_seq(&self) -> Seq {
+        self.group.durable()
+    }
+
+    /// What the open's recovery found and did.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The directory holding the segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the journal was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The policy in force.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+
+    /// One entry per segment, in order.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        read_lock(&self.segments)
+            .iter()
+            .map(|segment| SegmentInfo {
+                name: segment.name().to_string(),
+                number: segment.number(),
+                first_seq: segment.first_seq(),
+                used_bytes: segment.published(),
+                capacity_bytes: segment.capacity(),
+                disk_bytes: self
+                    .vfs
+                    .disk_usage(&self.dir.join(segment.name()))
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Makes every committed transaction durable (whatever the policy) and returns the last.
+    pub fn sync(&self) -> Result<Seq, LogError> {
+        self.group.sync_now()
+    }
+
+    /// Syncs everything, records how far the journal is durable, and releases the store.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LogError> {
+        if let Some(syncer) = self.syncer.take() {
+            let (stop, wake) = &*syncer.stop;
+            *lock(stop) = true;
+            wake.notify_all();
+            let _ = syncer.handle.join();
+        }
+        if self.read_only {
+            return Ok(());
+        }
+        let mut writer = lock(&self.writer);
+        if writer.closed {
+            return Ok(());
+        }
+        writer.closed = true;
+        if let Some(why) = self.group.failure() {
+            return Err(LogError::Poisoned(why));
+        }
+        self.group.sync_now()?;
+        let Some(active) = writer.active.clone() else {
+            return Ok(());
+        };
+        if !writer.wrote_since_mark || writer.active_sealed {
+            return Ok(());
+        }
+        let mut mark = Vec::new();
+        let start = frame::begin(&mut mark, writer.next_seq - 1, Kind::Mark);
+        Mark {
+            synced_through: active.synced(),
+        }
+        .encode(&mut mark);
+        frame::finish(&mut mark, start);
+        // SAFETY: we hold the writer lock and write at the unpublished tail; the space was
+        // reserved by every commit (see txn.rs).
+        unsafe { active.write(writer.tail, &mark) };
+        let end = writer.tail + mark.len() as u64;
+        active.publish(end);
+        writer.tail = end;
+        active
+            .sync(end)
+            .map_err(|e| LogError::io("sync", self.dir.join(active.name()), e))
+    }
+
+    pub(crate) fn note_committed(&self, writer: &mut Writer) {
+        writer.wrote_since_mark = true;
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Best effort: a caller that needs to know calls close().
+        let _ = self.shutdown();
+    }
+}
+
+fn start_syncer(group: Arc<GroupCommit>, interval_ms: u64) -> std::io::Result<Syncer> {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let thread_stop = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("hivelog-syncer".into())
+        .spawn(move || {
+            let (stopped, wake) = &*thread_stop;
+            let mut guard = lock(stopped);
+            while !*guard {
+                guard = wake
+                    .wait_timeout(guard, Duration::from_millis(interval_ms))
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+                if *guard {
+                    break;
+                }
+                drop(guard);
+                // A failure poisons the group; committers see it on their next commit.
+                let _ = group.sync_now();
+                guard = lock(stopped);
+            }
+        })?;
+    Ok(Syncer { stop, handle })
+}
+
+fn read_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,88 @@
+//! hivelog's journal: an append-only log of transactions in preallocated, memory-mapped
+//! segment files.
+//!
+//! Every committed transaction gets the next sequence number. A transaction is a run of Op
+//! records (payloads this crate does not interpret) closed by a Commit record; it exists only
+//! if its Commit record is intact. Records are framed `len | crc32c | body` and verified on
+//! every read back. FORMAT.md at the repository root documents every byte.
+//!
+//! Architecture invariant: this crate never sees a key path or a value. It stores opaque
+//! payloads and hands them back by [`Loc`].
+
+#![warn(missing_docs)]
+#![allow(missing_docs)] // field-level docs live in FORMAT.md; items below are documented
+
+pub mod codec;
+mod error;
+mod frame;
+mod group_commit;
+mod journal;
+mod record;
+mod recovery;
+mod scan;
+mod segment;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+#[cfg(test)]
+mod tests;
+mod txn;
+pub mod vfs;
+
+use std::sync::{Mutex, MutexGuard};
+
+pub use error::LogError;
+pub use journal::{
+    Journal, JournalOptions, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
+    SEGMENT_SIZE_MIN_BYTES, SYNC_INTERVAL_MAX_MS, SegmentInfo, SyncPolicy,
+};
+pub use record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
+pub use recovery::{RecoveryReport, SalvageReport, TornTail};
+pub use scan::RECORDS_PER_TRANSACTION_MAX;
+pub use segment::FORMAT_VERSION;
+pub use txn::TxnBuilder;
+
+/// A sequence number: the number of transactions committed up to and including this one.
+pub type Seq = u64;
+
+/// Where an Op record lives: segment number, offset of its frame, length of its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub segment: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// An Op record read back: where it is and its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct OpRef<'a> {
+    pub loc: Loc,
+    pub payload: &'a [u8],
+}
+
+/// A committed transaction read back.
+#[derive(Debug)]
+pub struct TxnView<'a> {
+    pub seq: Seq,
+    pub commit: Commit<'a>,
+    pub ops: &'a [OpRef<'a>],
+}
+
+/// A journal user's refusal of a transaction it reads back (its payload does not decode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+/// Nanoseconds since the Unix epoch, by the wall clock.
+pub fn unix_nanos_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
+/// or poisons the journal explicitly.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

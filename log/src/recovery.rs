@@ -1,0 +1,450 @@
+//! Recovery: read every segment back, verify every record, and find where the journal ends.
+//!
+//! - A sealed segment must verify completely; any bad byte in it is corruption.
+//! - The last segment may end in a torn tail: records of a transaction whose Commit never became
+//!   durable, or a partly written frame. That tail was never acknowledged; it is cut off (and,
+//!   in a writable open, zeroed so no stale frame can ever be read as a new one).
+//! - An invalid frame in the last segment is corruption, not a torn tail, when a later Commit or
+//!   Mark record says the segment had been synced past it: those bytes had been acknowledged.
+//! - A segment whose header was never completely written (all zeros, the last one) is a torn
+//!   rollover and is removed.
+//!
+//! Anything else fails the open with an error naming segment, offset and sequence number, unless
+//! the caller asked to salvage: then the valid prefix is kept, the rest is moved aside (never
+//! deleted), and the report says what was dropped.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::LogError;
+use crate::frame;
+use crate::scan::{self, End, Fault};
+use crate::segment::{self, HEADER_BYTES, Header, Segment};
+use crate::vfs::Vfs;
+use crate::{Rejected, Seq, TxnView, unix_nanos_now};
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments in the journal after recovery.
+    pub segments: usize,
+    /// Committed transactions read back.
+    pub transactions: u64,
+    /// The last committed sequence number.
+    pub last_seq: Seq,
+    /// A torn tail that was cut off, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// A segment whose creation was interrupted, removed (or ignored, read-only).
+    pub torn_segment: Option<String>,
+    /// What salvage dropped, if the open salvaged.
+    pub salvage: Option<SalvageReport>,
+}
+
+/// Unacknowledged bytes cut from the end of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub segment: String,
+    pub offset: u64,
+    pub bytes: u64,
+    /// Op records of the transaction that had no Commit.
+    pub uncommitted_records: u32,
+}
+
+/// What a salvaging open dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalvageReport {
+    pub segment: String,
+    pub offset: u64,
+    pub seq: Option<Seq>,
+    pub reason: String,
+    /// The last transaction kept.
+    pub kept_through: Seq,
+    /// Later segments moved aside whole.
+    pub dropped_segments: Vec<String>,
+    /// Where the damaged originals were put.
+    pub moved_to: PathBuf,
+}
+
+impl fmt::Display for TornTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cut a torn tail of {} bytes at segment {}, offset {} ({} uncommitted records)",
+            self.bytes, self.segment, self.offset, self.uncommitted_records
+        )
+    }
+}
+
+impl fmt::Display for SalvageReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "salvaged: kept transactions through sequence number {}; dropped everything from \
+             segment {} offset {} ({}) and {} later segment(s); originals moved to {}",
+            self.kept_through,
+            self.segment,
+            self.offset,
+            self.reason,
+            self.dropped_segments.len(),
+            self.moved_to.display()
+        )
+    }
+}
+
+/// The journal as recovery leaves it.
+pub(crate) struct Recovered {
+    pub segments: Vec<Segment>,
+    /// Sequence number of the next transaction.
+    pub next_seq: Seq,
+    /// Where the next frame goes in the last segment.
+    pub tail: u64,
+    /// The last segment ends with a Seal: the next append rolls over.
+    pub last_sealed: bool,
+    pub report: RecoveryReport,
+}
+
+pub(crate) struct Context<'a> {
+    pub vfs: &'a dyn Vfs,
+    pub dir: &'a Path,
+    pub writable: bool,
+    pub salvage: bool,
+}
+
+/// How one segment came out of the scan.
+enum Outcome {
+    /// Complete, sealed; `end` is past the Seal frame.
+    Sealed { end: u64 },
+    /// The last segment, ending at `tail`; `[tail, dirty_end)` is to be zeroed.
+    Open {
+        tail: u64,
+        dirty_end: u64,
+        torn: Option<TornTail>,
+    },
+    /// The last segment's creation never completed.
+    TornCreation,
+}
+
+pub(crate) fn recover(
+    ctx: &Context<'_>,
+    on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+) -> Result<Recovered, LogError> {
+    let mut segments = open_segments(ctx)?;
+    let mut report = RecoveryReport::default();
+    let mut next_seq: Option<Seq> = None;
+    let mut tail = HEADER_BYTES;
+    let mut last_sealed = false;
+    let mut i = 0;
+    while i < segments.len() {
+        let is_last = i + 1 == segments.len();
+        let expected_number = segments
+            .get(i.wrapping_sub(1))
+            .map(|previous| previous.number() + 1)
+            .unwrap_or(0);
+        let mut seq = next_seq.unwrap_or(1);
+        let outcome = inspect(
+            &mut segments[i],
+            is_last,
+            expected_number,
+            i == 0,
+            &mut seq,
+            on_txn,
+        );
+        match outcome {
+            Ok(Outcome::Sealed { end }) => {
+                tail = end;
+                last_sealed = true;
+            }
+            Ok(Outcome::Open {
+                tail: end,
+                dirty_end,
+                torn,
+            }) => {
+                if ctx.writable && dirty_end > end {
+                    segments[i].zero(end, dirty_end);
+                    segments[i]
+                        .sync(dirty_end)
+                        .map_err(|e| LogError::io("sync", ctx.dir.join(segments[i].name()), e))?;
+                }
+                report.torn_tail = torn;
+                tail = end;
+                last_sealed = false;
+            }
+            Ok(Outcome::TornCreation) => {
+                let torn = segments.remove(i);
+                if ctx.writable {
+                    let path = ctx.dir.join(torn.name());
+                    ctx.vfs
+                        .remove_file(&path)
+                        .map_err(|e| LogError::io("remove", path, e))?;
+                    sync_dir(ctx, ctx.dir)?;
+                }
+                report.torn_segment = Some(torn.name().to_string());
+                break;
+            }
+            Err(fault) => {
+                let name = segments[i].name().to_string();
+                if !ctx.salvage {
+                    return Err(LogError::Corrupt {
+                        segment: name,
+                        offset: fault.offset,
+                        seq: fault.seq,
+                        reason: fault.reason,
+                    });
+                }
+                let (end, sealed) = salvage(ctx, &mut segments, i, &fault, seq - 1, &mut report)?;
+                next_seq = Some(seq);
+                tail = end;
+                last_sealed = sealed;
+                break;
+            }
+        }
+        next_seq = Some(seq);
+        i += 1;
+    }
+    let next_seq = next_seq.unwrap_or(1);
+    if let Some(last) = segments.last()
+        && ctx.writable
+        && !last_sealed
+    {
+        // Whatever survived may sit only in the page cache (the process was killed, not the
+        // machine): sync it, so new commits can truthfully claim it durable.
+        last.sync(tail)
+            .map_err(|e| LogError::io("sync", ctx.dir.join(last.name()), e))?;
+    }
+    report.segments = segments.len();
+    report.last_seq = next_seq - 1;
+    report.transactions = next_seq - segments.first().map_or(next_seq, Segment::first_seq);
+    Ok(Recovered {
+        segments,
+        next_seq,
+        tail,
+        last_sealed,
+        report,
+    })
+}
+
+fn open_segments(ctx: &Context<'_>) -> Result<Vec<Segment>, LogError> {
+    let names = ctx
+        .vfs
+        .list_dir(ctx.dir)
+        .map_err(|e| LogError::io("list", ctx.dir, e))?;
+    let mut names: Vec<(Seq, String)> = names
+        .into_iter()
+        .filter_map(|name| Some((segment::parse_file_name(&name)?, name)))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|(_, name)| {
+            Segment::open(ctx.vfs, ctx.dir, name, ctx.writable)
+                .map_err(|e| LogError::io("open", ctx.dir.join(name), e))
+        })
+        .collect()
+}
+
+/// Verifies one segment: header, continuity with the previous one, every frame.
+fn inspect(
+    segment: &mut Segment,
+    is_last: bool,
+    expected_number: u64,
+    is_first: bool,
+    next_seq: &mut Seq,
+    on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+) -> Result<Outcome, Fault> {
+    let name = segment.name().to_string();
+    let name_seq = segment::parse_file_name(&name);
+    let bytes = segment.contents();
+    let whole = |reason: String| Fault {
+        offset: 0,
+        seq: None,
+        reason,
+        txn_start: 0,
+    };
+    let header = match Header::decode(bytes) {
+        Ok(header) => header,
+        Err(_) if is_last && scan::nonzero_end(bytes, 0) == 0 => return Ok(Outcome::TornCreation),
+        Err(short) => return Err(whole(short.0.to_string())),
+    };
+    if name_seq != Some(header.first_seq) {
+        return Err(whole(
+            "file name differs from the first sequence number in its header".into(),
+        ));
+    }
+    if is_first {
+        *next_seq = header.first_seq;
+    } else if header.number != expected_number {
+        return Err(whole(format!(
+            "segment number {} follows segment number {}",
+            header.number,
+            expected_number.wrapping_sub(1)
+        )));
+    } else if header.first_seq != *next_seq {
+        return Err(whole(format!(
+            "gap in sequence numbers: segment starts at {}, the previous one ended at {}",
+            header.first_seq,
+            *next_seq - 1
+        )));
+    }
+    let number =
+        u32::try_from(header.number).map_err(|_| whole("segment number too large".into()))?;
+    let end = scan::scan_segment(number, bytes, next_seq, on_txn)?;
+    let outcome = match end {
+        End::Sealed { data_end } => Outcome::Sealed {
+            end: data_end + frame::frame_bytes(seal_body_bytes()),
+        },
+        End::Stopped {
+            at, cut, invalid, ..
+        } if !is_last => {
+            return Err(Fault {
+                offset: at,
+                seq: Some(*next_seq),
+                reason: format!(
+                    "segment ends without a seal record ({}), but later segments exist",
+                    invalid.unwrap_or("zeros")
+                ),
+                txn_start: cut,
+            });
+        }
+        End::Stopped {
+            at,
+            cut,
+            invalid,
+            uncommitted,
+        } => tail_of_last(&name, bytes, at, cut, invalid, uncommitted, *next_seq)?,
+    };
+    let data_end = match outcome {
+        Outcome::Sealed { end } => end,
+        Outcome::Open { tail, .. } => tail,
+        Outcome::TornCreation => 0,
+    };
+    segment.set_recovered(header, data_end);
+    Ok(outcome)
+}
+
+/// Decides whether the frames of the last segment end cleanly, in a torn tail, or in damage.
+fn tail_of_last(
+    name: &str,
+    bytes: &[u8],
+    at: u64,
+    cut: u64,
+    invalid: Option<&'static str>,
+    uncommitted: u32,
+    next_seq: Seq,
+) -> Result<Outcome, Fault> {
+    let dirty_end = scan::nonzero_end(bytes, at).max(at);
+    if dirty_end > at {
+        let claim = scan::durable_claim_after(bytes, at + frame::ALIGN_BYTES);
+        if claim > at {
+            return Err(Fault {
+                offset: at,
+                seq: Some(next_seq),
+                reason: format!(
+                    "{}, but a later record shows the segment had been synced through offset {claim}",
+                    invalid.unwrap_or("record missing")
+                ),
+                txn_start: cut,
+            });
+        }
+    }
+    let torn = (dirty_end > cut).then(|| TornTail {
+        segment: name.to_string(),
+        offset: cut,
+        bytes: dirty_end - cut,
+        uncommitted_records: uncommitted,
+    });
+    Ok(Outcome::Open {
+        tail: cut,
+        dirty_end,
+        torn,
+    })
+}
+
+fn seal_body_bytes() -> u64 {
+    frame::BODY_PREFIX_BYTES as u64 + 8
+}
+
+/// Keeps the valid prefix before `fault` in segment `i`, moves the damaged original and every
+/// later segment aside. Returns the new tail and whether the last kept segment is sealed.
+fn salvage(
+    ctx: &Context<'_>,
+    segments: &mut Vec<Segment>,
+    i: usize,
+    fault: &Fault,
+    kept_through: Seq,
+    report: &mut RecoveryReport,
+) -> Result<(u64, bool), LogError> {
+    if !ctx.writable {
+        return Err(LogError::ReadOnly);
+    }
+    let aside = ctx.dir.join(format!("salvaged-{}", unix_nanos_now()));
+    ctx.vfs
+        .create_dir_all(&aside)
+        .map_err(|e| LogError::io("create", &aside, e))?;
+    let damaged_name = segments[i].name().to_string();
+    let whole_segment = fault.txn_start < HEADER_BYTES;
+    let first_dropped = if whole_segment { i } else { i + 1 };
+    if !whole_segment {
+        copy_aside(ctx, &mut segments[i], &aside)?;
+        let bytes = segments[i].contents();
+        let dirty_end = scan::nonzero_end(bytes, fault.txn_start);
+        segments[i].zero(fault.txn_start, dirty_end);
+        segments[i]
+            .sync(dirty_end)
+            .map_err(|e| LogError::io("sync", ctx.dir.join(&damaged_name), e))?;
+    }
+    let mut dropped = Vec::new();
+    for segment in segments.drain(first_dropped..) {
+        let from = ctx.dir.join(segment.name());
+        let to = aside.join(segment.name());
+        ctx.vfs
+            .rename(&from, &to)
+            .map_err(|e| LogError::io("rename", from, e))?;
+        dropped.push(segment.name().to_string());
+    }
+    sync_dir(ctx, &aside)?;
+    sync_dir(ctx, ctx.dir)?;
+    report.salvage = Some(SalvageReport {
+        segment: damaged_name,
+        offset: fault.offset,
+        seq: fault.seq,
+        reason: fault.reason.clone(),
+        kept_through,
+        dropped_segments: dropped,
+        moved_to: aside,
+    });
+    match segments.last_mut() {
+        None => Ok((HEADER_BYTES, false)),
+        Some(last) if whole_segment => Ok((last.published(), true)),
+        Some(last) => {
+            let tail = fault.txn_start;
+            let header = Header::decode(last.contents()).map_err(|short| LogError::Corrupt {
+                segment: last.name().to_string(),
+                offset: 0,
+                seq: None,
+                reason: short.0.to_string(),
+            })?;
+            last.set_recovered(header, tail);
+            Ok((tail, false))
+        }
+    }
+}
+
+/// Copies a segment, as it is, into the salvage directory.
+fn copy_aside(ctx: &Context<'_>, segment: &mut Segment, aside: &Path) -> Result<(), LogError> {
+    let to = aside.join(segment.name());
+    let bytes = segment.contents();
+    let copy = ctx
+        .vfs
+        .create_mapped(&to, bytes.len() as u64)
+        .map_err(|e| LogError::io("create", &to, e))?;
+    // SAFETY: a fresh file of the same length that nobody else has opened.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy.as_ptr(), bytes.len()) };
+    copy.sync(bytes.len() as u64)
+        .map_err(|e| LogError::io("sync", &to, e))
+}
+
+fn sync_dir(ctx: &Context<'_>, dir: &Path) -> Result<(), LogError> {
+    ctx.vfs
+        .sync_dir(dir)
+        .map_err(|e| LogError::io("sync directory", dir, e))
+}

@@ -1,0 +1,149 @@
+//! Building a transaction: frames accumulate in the writer's buffer, then one copy into the map.
+//!
+//! The builder holds the writer lock from `begin` to `commit`, so the location of every record
+//! is known as it is pushed (the caller's index can point at it before the copy). If the
+//! transaction outgrows the active segment, the caller abandons what it pushed, calls
+//! [`TxnBuilder::rollover`] and pushes again into a fresh segment: a transaction never spans
+//! two segments.
+
+use std::sync::MutexGuard;
+
+use crate::error::LogError;
+use crate::frame;
+use crate::journal::{Journal, SyncPolicy, Writer};
+use crate::record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
+use crate::scan::RECORDS_PER_TRANSACTION_MAX;
+use crate::segment::HEADER_BYTES;
+use crate::{Loc, Seq};
+
+/// Space every segment keeps after its last transaction: the largest Commit frame, a Seal and
+/// a Mark. Holding it back means a commit, a seal and a clean close always fit.
+const TAIL_RESERVE_BYTES: u64 = COMMIT_FRAME_MAX_BYTES + 2 * 32;
+const COMMIT_FRAME_MAX_BYTES: u64 = 8 + 9 + 22 + PRINCIPAL_MAX_BYTES as u64 + 8;
+
+/// A transaction being built; see the module documentation.
+pub struct TxnBuilder<'j> {
+    journal: &'j Journal,
+    writer: MutexGuard<'j, Writer>,
+    ops: u32,
+}
+
+impl<'j> TxnBuilder<'j> {
+    pub(crate) fn new(journal: &'j Journal, writer: MutexGuard<'j, Writer>) -> TxnBuilder<'j> {
+        TxnBuilder {
+            journal,
+            writer,
+            ops: 0,
+        }
+    }
+
+    /// The sequence number this transaction will have.
+    pub fn seq(&self) -> Seq {
+        self.writer.next_seq
+    }
+
+    /// Appends an Op record whose payload `encode` writes; returns where it will be.
+    pub fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<Loc, LogError> {
+        if self.ops >= RECORDS_PER_TRANSACTION_MAX {
+            return Err(LogError::TooManyRecords {
+                max: RECORDS_PER_TRANSACTION_MAX,
+            });
+        }
+        let writer = &mut *self.writer;
+        let seq = writer.next_seq;
+        let start = frame::begin(&mut writer.buf, seq, Kind::Op);
+        encode(&mut writer.buf);
+        let body_bytes = (writer.buf.len() - start) as u64 - frame::HEADER_BYTES;
+        let room = self.journal.segment_size_bytes - HEADER_BYTES - TAIL_RESERVE_BYTES;
+        if frame::frame_bytes(body_bytes) > room {
+            writer.buf.truncate(start);
+            return Err(LogError::TransactionTooLarge {
+                bytes: frame::frame_bytes(body_bytes),
+                segment_size_bytes: self.journal.segment_size_bytes,
+            });
+        }
+        let len = frame::finish(&mut writer.buf, start);
+        self.ops += 1;
+        let active = writer
+            .active
+            .as_ref()
+            .expect("a writable journal has an active segment");
+        Ok(Loc {
+            segment: active.number() as u32,
+            // Out of range only when the transaction does not fit; the caller then rolls over
+            // and pushes again, so such a location is never used.
+            offset: u32::try_from(writer.tail + start as u64).unwrap_or(u32::MAX),
+            len,
+        })
+    }
+
+    /// Whether what was pushed fits in the active segment.
+    pub fn fits(&self) -> bool {
+        let writer = &*self.writer;
+        writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES
+            <= self.journal.segment_size_bytes
+    }
+
+    /// Drops what was pushed, seals the active segment and starts a new one. Fails if what was
+    /// pushed would not fit even an empty segment.
+    pub fn rollover(&mut self) -> Result<(), LogError> {
+        let needed = self.writer.buf.len() as u64;
+        if HEADER_BYTES + needed + TAIL_RESERVE_BYTES > self.journal.segment_size_bytes {
+            return Err(LogError::TransactionTooLarge {
+                bytes: needed,
+                segment_size_bytes: self.journal.segment_size_bytes,
+            });
+        }
+        self.journal.roll(&mut self.writer)?;
+        self.writer.buf.clear();
+        self.ops = 0;
+        Ok(())
+    }
+
+    /// Closes the transaction with a Commit record and copies it into the journal. Under
+    /// [`SyncPolicy::Always`] it returns once the commit is durable.
+    ///
+    /// The caller must have checked [`TxnBuilder::fits`]. The copy cannot fail; only the wait
+    /// for durability can, and then the journal is poisoned.
+    pub fn commit(mut self, principal: &str, time_unix_nanos: i64) -> Result<Seq, LogError> {
+        if principal.len() > PRINCIPAL_MAX_BYTES {
+            return Err(LogError::PrincipalTooLong {
+                len: principal.len(),
+                max: PRINCIPAL_MAX_BYTES,
+            });
+        }
+        assert!(
+            self.fits(),
+            "commit of a transaction that does not fit its segment"
+        );
+        let journal = self.journal;
+        let writer = &mut *self.writer;
+        let active = writer
+            .active
+            .clone()
+            .expect("a writable journal has an active segment");
+        let seq = writer.next_seq;
+        let start = frame::begin(&mut writer.buf, seq, Kind::Commit);
+        Commit {
+            principal,
+            time_unix_nanos,
+            op_count: self.ops,
+            synced_through: active.synced(),
+        }
+        .encode(&mut writer.buf);
+        frame::finish(&mut writer.buf, start);
+        // SAFETY: we hold the writer lock; the tail is beyond everything published.
+        unsafe { active.write(writer.tail, &writer.buf) };
+        let end = writer.tail + writer.buf.len() as u64;
+        active.publish(end);
+        writer.tail = end;
+        writer.next_seq += 1;
+        journal.note_committed(writer);
+        journal.group.note_written(seq, &active, end);
+        drop(self.writer);
+        if journal.sync == SyncPolicy::Always {
+            journal.group.wait_durable(seq)?;
+        }
+        Ok(seq)
+    }
+}
