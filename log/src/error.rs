@@ -9,8 +9,11 @@ pub enum LogError {
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// To which file or directory.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: io::Error,
     },
@@ -18,36 +21,60 @@ pub enum LogError {
     /// Data that was written and acknowledged does not read back as written.
     #[error("corrupt journal: segment {segment}, offset {offset}, {seq_desc}: {reason}", seq_desc = describe_seq(*.seq))]
     Corrupt {
+        /// File name of the segment.
         segment: String,
+        /// Offset of the bad frame (0: the header).
         offset: u64,
         /// The sequence number of the transaction that holds the bad data, when it is known.
         seq: Option<Seq>,
+        /// What is wrong.
         reason: String,
     },
 
     /// Another process (or another open in this one) owns the store.
     #[error("store {path} is in use by another process (lock file {lock} is held)")]
-    Locked { path: PathBuf, lock: PathBuf },
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
 
     /// One transaction does not fit in an empty segment.
     #[error(
         "transaction of {bytes} bytes does not fit in a segment of {segment_size_bytes} bytes (segment_size_bytes is the limit)"
     )]
-    TransactionTooLarge { bytes: u64, segment_size_bytes: u64 },
+    TransactionTooLarge {
+        /// Bytes the transaction needs.
+        bytes: u64,
+        /// The segment size in force.
+        segment_size_bytes: u64,
+    },
 
     /// One transaction holds more records than the limit.
     #[error("transaction has more than {max} records (records_per_transaction_max)")]
-    TooManyRecords { max: u32 },
+    TooManyRecords {
+        /// The limit.
+        max: u32,
+    },
 
     /// A commit's principal name is longer than the limit.
     #[error("principal of {len} bytes is longer than PRINCIPAL_MAX_BYTES ({max})")]
-    PrincipalTooLong { len: usize, max: usize },
+    PrincipalTooLong {
+        /// Length given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 
     /// An option is out of its range.
     #[error("invalid journal option {name}={value}: {reason}")]
     InvalidOption {
+        /// The option.
         name: &'static str,
+        /// The value given.
         value: u64,
+        /// Its allowed range.
         reason: &'static str,
     },
 

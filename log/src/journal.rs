@@ -36,7 +36,10 @@ pub enum SyncPolicy {
     /// Every commit is durable before it returns; concurrent committers share one sync.
     Always,
     /// A background thread syncs every `ms` milliseconds; a power failure loses at most that.
-    Interval { ms: u64 },
+    Interval {
+        /// Milliseconds between syncs.
+        ms: u64,
+    },
     /// Only sealing a segment and closing the journal sync. Fastest; a power failure can lose
     /// any commit since the last seal.
     Never,
@@ -142,11 +145,15 @@ pub struct Journal {
 /// A segment as `stats` and `verify` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
+    /// File name.
     pub name: String,
+    /// Position in the journal.
     pub number: u64,
+    /// Sequence number of its first transaction.
     pub first_seq: Seq,
     /// Bytes of frames (and header) in use.
     pub used_bytes: u64,
+    /// File size.
     pub capacity_bytes: u64,
     /// Allocated on disk.
     pub disk_bytes: u64,

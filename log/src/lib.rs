@@ -10,7 +10,6 @@
 //! payloads and hands them back by [`Loc`].
 
 #![warn(missing_docs)]
-#![allow(missing_docs)] // field-level docs live in FORMAT.md; items below are documented
 
 pub mod codec;
 mod error;
@@ -47,23 +46,31 @@ pub type Seq = u64;
 /// Where an Op record lives: segment number, offset of its frame, length of its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Loc {
+    /// Number of the segment holding the record.
     pub segment: u32,
+    /// Offset of the record's frame in that segment.
     pub offset: u32,
+    /// Length of the record's body.
     pub len: u32,
 }
 
 /// An Op record read back: where it is and its payload.
 #[derive(Debug, Clone, Copy)]
 pub struct OpRef<'a> {
+    /// Where the record is.
     pub loc: Loc,
+    /// The payload, as the journal's user encoded it.
     pub payload: &'a [u8],
 }
 
 /// A committed transaction read back.
 #[derive(Debug)]
 pub struct TxnView<'a> {
+    /// The transaction's sequence number.
     pub seq: Seq,
+    /// Its Commit record.
     pub commit: Commit<'a>,
+    /// Its Op records, in order.
     pub ops: &'a [OpRef<'a>],
 }
 

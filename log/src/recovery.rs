@@ -43,8 +43,11 @@ pub struct RecoveryReport {
 /// Unacknowledged bytes cut from the end of the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
+    /// Segment file name.
     pub segment: String,
+    /// Where the cut starts.
     pub offset: u64,
+    /// Bytes cut.
     pub bytes: u64,
     /// Op records of the transaction that had no Commit.
     pub uncommitted_records: u32,
@@ -53,9 +56,13 @@ pub struct TornTail {
 /// What a salvaging open dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SalvageReport {
+    /// Segment holding the damage.
     pub segment: String,
+    /// Offset of the damage.
     pub offset: u64,
+    /// The transaction holding it, when known.
     pub seq: Option<Seq>,
+    /// What is wrong there.
     pub reason: String,
     /// The last transaction kept.
     pub kept_through: Seq,
