@@ -1,0 +1,344 @@
+//! Applying a transaction to the index, with an undo log.
+//!
+//! A writer applies operations one by one at the transaction's sequence number, so each later
+//! operation of the same transaction sees the earlier ones (create a key, then set a value in
+//! it). Readers never see any of it: they read at `visible_seq`, which is below the pending
+//! sequence number until the transaction is committed and durable. If an operation turns out to
+//! be invalid, or the journal cannot take the transaction, `rollback` undoes it all.
+//!
+//! Misuse (an operation on a dead key, deleting a key that has subkeys) is a bug in the caller,
+//! who validates first; it is caught by assertions, because applying it would corrupt history.
+
+use std::collections::BTreeMap;
+
+use crate::fold;
+use crate::names::NameId;
+use crate::trie::{ALIVE, ChildKey, Index, Life, Node, Slot};
+use crate::version_chain::{Chain, Pushed, Version};
+use crate::{KeyId, LayerId, NodeId, Seq};
+
+pub(crate) struct Pending<V> {
+    seq: Seq,
+    undo: Vec<Undo<V>>,
+}
+
+enum Undo<V> {
+    /// A node was created with its first incarnation.
+    NodeCreated(NodeId),
+    /// A new incarnation was pushed onto an existing node.
+    LifeAdded(NodeId),
+    /// The newest incarnation was marked deleted.
+    LifeEnded(NodeId),
+    /// A value slot was appended (with its first version).
+    SlotAdded(NodeId),
+    /// A version was pushed onto slot `.1`.
+    VersionPushed(NodeId, usize, Pushed<V>),
+    /// A subtree tombstone was anchored.
+    Tombstone(NodeId),
+}
+
+impl<V: Copy> Index<V> {
+    /// Starts applying transaction `seq`.
+    pub fn begin(&mut self, seq: Seq) {
+        assert!(
+            self.pending.is_none(),
+            "a transaction is already being applied"
+        );
+        assert!(seq > self.applied, "sequence numbers must rise");
+        self.pending = Some(Pending {
+            seq,
+            undo: Vec::new(),
+        });
+    }
+
+    /// The sequence number being applied.
+    pub fn pending_seq(&self) -> Option<Seq> {
+        self.pending.as_ref().map(|p| p.seq)
+    }
+
+    fn record(&mut self, undo: Undo<V>) -> Seq {
+        let pending = self
+            .pending
+            .as_mut()
+            .expect("begin() before changing the index");
+        pending.undo.push(undo);
+        pending.seq
+    }
+
+    fn seq(&self) -> Seq {
+        self.pending
+            .as_ref()
+            .expect("begin() before changing the index")
+            .seq
+    }
+
+    /// Whether the key at `node` exists at the newest state (pending changes included).
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        self.node(node).alive()
+    }
+
+    /// The id of the key at `node` at the newest state, if it exists.
+    pub fn alive_id(&self, node: NodeId) -> Option<KeyId> {
+        let n = self.node(node);
+        n.alive().then_some(n.life.id)
+    }
+
+    /// Whether `node` has a subkey at the newest state.
+    pub fn has_alive_children(&self, node: NodeId) -> bool {
+        self.node(node)
+            .children
+            .values()
+            .any(|&child| self.node(child).alive())
+    }
+
+    /// The value in `layer` at the newest state.
+    pub fn value_now(&self, node: NodeId, layer: LayerId, folded_name: &str) -> Option<V> {
+        let name = self.names.get(folded_name)?;
+        let n = self.node(node);
+        n.values[n.slot(name, layer)?].chain.head().value
+    }
+
+    /// Creates key `id` named `name` under `parent`; returns its node.
+    pub fn create_key(&mut self, parent: NodeId, name: &str, id: KeyId) -> NodeId {
+        assert!(self.is_alive(parent), "parent of a new key must exist");
+        assert!(!self.ids.contains_key(&id), "key ids are never reused");
+        let seq = self.seq();
+        let mut path = String::with_capacity(self.node(parent).path.len() + name.len() + 1);
+        path.push_str(&self.node(parent).path);
+        if parent != self.root() {
+            path.push('\\');
+        }
+        fold::fold_into(name, &mut path);
+        let life = Life {
+            id,
+            created: seq,
+            deleted: ALIVE,
+            name: name.into(),
+        };
+        let node = match self.find(&path) {
+            Some(node) => {
+                let n = self.node_mut(node);
+                assert!(!n.alive(), "creating a key that exists");
+                let before = std::mem::replace(&mut n.life, life);
+                n.older_lives.push(before);
+                self.record(Undo::LifeAdded(node));
+                node
+            }
+            None => {
+                let node = self.insert_node(parent, path, life);
+                self.record(Undo::NodeCreated(node));
+                node
+            }
+        };
+        self.ids.insert(id, node);
+        node
+    }
+
+    fn insert_node(&mut self, parent: NodeId, path: String, life: Life) -> NodeId {
+        let hash = self.hash_path(&path);
+        let node = Node {
+            path: path.into_boxed_str(),
+            values: Vec::new(),
+            life,
+            parent,
+            older_lives: Vec::new(),
+            children: BTreeMap::new(),
+            tombstones: Vec::new(),
+        };
+        let child_key = ChildKey(node.folded_name().into());
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id.0 as usize] = Some(node);
+                id
+            }
+            None => {
+                let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
+                self.nodes.push(Some(node));
+                id
+            }
+        };
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.paths.insert(hash, id, |n| {
+            use std::hash::BuildHasher;
+            let path: &str = &nodes[n.0 as usize].as_ref().expect("node in table").path;
+            hasher.hash_one(path)
+        });
+        self.node_mut(parent).children.insert(child_key, id);
+        id
+    }
+
+    /// Removes a node from the table, its parent and the arena. Used by rollback and GC.
+    pub(crate) fn remove_node(&mut self, node: NodeId) {
+        let n = self.nodes[node.0 as usize]
+            .take()
+            .expect("removing a live node slot");
+        debug_assert!(n.children.is_empty(), "removing a node with children");
+        let hash = self.hash_path(&n.path);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.paths.remove(hash, node, |other| {
+            use std::hash::BuildHasher;
+            let path: &str = &nodes[other.0 as usize]
+                .as_ref()
+                .expect("node in table")
+                .path;
+            hasher.hash_one(path)
+        });
+        self.node_mut(n.parent)
+            .children
+            .remove(&ChildKey(n.folded_name().into()));
+        self.free.push(node);
+    }
+
+    /// Deletes the key at `node`, which must exist and have no subkeys.
+    pub fn delete_key(&mut self, node: NodeId) {
+        assert!(node != self.root(), "the root cannot be deleted");
+        assert!(self.is_alive(node), "deleting a key that does not exist");
+        assert!(
+            !self.has_alive_children(node),
+            "deleting a key that has subkeys"
+        );
+        self.end_life(node);
+    }
+
+    /// Deletes the key at `node` and every key below it.
+    pub fn delete_tree(&mut self, node: NodeId) {
+        assert!(node != self.root(), "the root cannot be deleted");
+        assert!(self.is_alive(node), "deleting a key that does not exist");
+        for descendant in self.live_descendants(node) {
+            self.end_life(descendant);
+        }
+        self.end_life(node);
+    }
+
+    /// Subtree tombstone at `node`: every key below it and every value of it, as they are now,
+    /// are gone as of this transaction; `node` itself stays, with its id. A restore writes this
+    /// and then the replacement subtree in the same transaction.
+    pub fn clear_subtree(&mut self, node: NodeId) {
+        assert!(
+            self.is_alive(node),
+            "tombstone on a key that does not exist"
+        );
+        for descendant in self.live_descendants(node) {
+            self.end_life(descendant);
+        }
+        self.delete_all_values(node);
+        let seq = self.seq();
+        self.node_mut(node).tombstones.push(seq);
+        self.record(Undo::Tombstone(node));
+    }
+
+    fn end_life(&mut self, node: NodeId) {
+        let seq = self.seq();
+        self.delete_all_values(node);
+        let n = self.node_mut(node);
+        debug_assert!(n.alive());
+        n.life.deleted = seq;
+        self.record(Undo::LifeEnded(node));
+    }
+
+    fn delete_all_values(&mut self, node: NodeId) {
+        let seq = self.seq();
+        let live: Vec<usize> = self
+            .node(node)
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.chain.head().value.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        for slot in live {
+            self.push_version(node, slot, Version { seq, value: None });
+        }
+    }
+
+    fn push_version(&mut self, node: NodeId, slot: usize, version: Version<V>) {
+        let pushed = self.node_mut(node).values[slot].chain.push(version);
+        self.record(Undo::VersionPushed(node, slot, pushed));
+    }
+
+    /// Sets value `folded_name` of the key at `node` in `layer`.
+    pub fn set_value(&mut self, node: NodeId, layer: LayerId, folded_name: &str, value: V) {
+        assert!(
+            self.is_alive(node),
+            "setting a value of a key that does not exist"
+        );
+        let seq = self.seq();
+        let version = Version {
+            seq,
+            value: Some(value),
+        };
+        let name: NameId = self.names.intern(folded_name);
+        match self.node(node).slot(name, layer) {
+            Some(slot) => self.push_version(node, slot, version),
+            None => {
+                self.node_mut(node).values.push(Slot {
+                    name,
+                    layer,
+                    chain: Chain::new(version),
+                });
+                self.record(Undo::SlotAdded(node));
+            }
+        }
+    }
+
+    /// Deletes value `folded_name` in `layer`; returns whether it existed.
+    pub fn delete_value(&mut self, node: NodeId, layer: LayerId, folded_name: &str) -> bool {
+        assert!(
+            self.is_alive(node),
+            "deleting a value of a key that does not exist"
+        );
+        let seq = self.seq();
+        let Some(name) = self.names.get(folded_name) else {
+            return false;
+        };
+        let Some(slot) = self.node(node).slot(name, layer) else {
+            return false;
+        };
+        if self.node(node).values[slot].chain.head().value.is_none() {
+            return false;
+        }
+        self.push_version(node, slot, Version { seq, value: None });
+        true
+    }
+
+    /// Makes the pending transaction part of the index for good.
+    pub fn commit(&mut self) -> Seq {
+        let pending = self.pending.take().expect("commit() without begin()");
+        assert!(pending.seq > self.applied);
+        self.applied = pending.seq;
+        pending.seq
+    }
+
+    /// Undoes everything the pending transaction changed.
+    pub fn rollback(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        for undo in pending.undo.into_iter().rev() {
+            match undo {
+                Undo::NodeCreated(node) => {
+                    let id = self.node(node).life.id;
+                    self.ids.remove(&id);
+                    self.remove_node(node);
+                }
+                Undo::LifeAdded(node) => {
+                    let n = self.node_mut(node);
+                    let before = n.older_lives.pop().expect("an earlier incarnation");
+                    let id = std::mem::replace(&mut n.life, before).id;
+                    self.ids.remove(&id);
+                }
+                Undo::LifeEnded(node) => self.node_mut(node).life.deleted = ALIVE,
+                Undo::SlotAdded(node) => {
+                    self.node_mut(node).values.pop();
+                }
+                Undo::VersionPushed(node, slot, pushed) => {
+                    let kept = self.node_mut(node).values[slot].chain.undo(pushed);
+                    assert!(kept, "a pushed version has one before it");
+                }
+                Undo::Tombstone(node) => {
+                    self.node_mut(node).tombstones.pop();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Index behaviour: snapshots, incarnations, tombstones, rollback and GC, and a model-based
+//! property test that checks every past snapshot after every transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use crate::fold::{cmp_utf16, fold};
+use crate::{Index, KeyId, LayerId, NodeId, Seq};
+
+const BASE: LayerId = 0;
+
+fn key(index: &Index<u32>, path: &str, at: Seq) -> Option<KeyId> {
+    index.key_by_path(&fold(path), at).map(|k| k.id)
+}
+
+fn node(index: &Index<u32>, path: &str) -> NodeId {
+    index.find(&fold(path)).expect("path known")
+}
+
+/// Creates `path` (parents must exist) in the pending transaction.
+fn create(index: &mut Index<u32>, parent: &str, name: &str, id: KeyId) -> NodeId {
+    let parent = if parent.is_empty() {
+        index.root()
+    } else {
+        node(index, parent)
+    };
+    index.create_key(parent, name, id)
+}
+
+#[test]
+fn keys_have_history_and_new_ids_on_recreation() {
+    let mut index = Index::new();
+    index.begin(1);
+    create(&mut index, "", "Machine", 1);
+    let app = create(&mut index, "machine", "App", 2);
+    index.set_value(app, BASE, &fold("Version"), 10);
+    assert_eq!(index.commit(), 1);
+
+    index.begin(2);
+    index.delete_tree(node(&index, "MACHINE\\APP"));
+    index.commit();
+
+    index.begin(3);
+    let again = create(&mut index, "machine", "APP", 3);
+    assert_eq!(again, app, "the same path is the same node");
+    index.commit();
+
+    assert_eq!(key(&index, "machine\\app", 0), None);
+    assert_eq!(key(&index, "machine\\app", 1), Some(2));
+    assert_eq!(key(&index, "machine\\app", 2), None);
+    assert_eq!(key(&index, "machine\\app", 3), Some(3));
+    assert_eq!(index.value_at(app, BASE, "VERSION", 1), Some(10));
+    assert_eq!(index.value_at(app, BASE, "VERSION", 2), None);
+    assert_eq!(
+        index.value_at(app, BASE, "VERSION", 3),
+        None,
+        "values die with their key"
+    );
+    assert_eq!(index.key_at(app, 1).map(|k| k.name), Some("App"));
+    assert_eq!(index.key_at(app, 3).map(|k| k.name), Some("APP"));
+    assert_eq!(index.display_path(app, 1).as_deref(), Some("Machine\\App"));
+    assert_eq!(index.key_by_id(2, 3), None, "id 2 is gone at 3");
+    assert_eq!(index.key_by_id(3, 3).map(|k| k.node), Some(app));
+}
+
+#[test]
+fn children_enumerate_in_windows_name_order() {
+    let mut index = Index::new();
+    index.begin(1);
+    create(&mut index, "", "M", 1);
+    for (i, name) in ["b", "A_B", "aab", "Zeta", "alpha"].iter().enumerate() {
+        create(&mut index, "m", name, 10 + i as u64);
+    }
+    index.commit();
+    let names: Vec<&str> = index
+        .children_at(node(&index, "m"), 1)
+        .map(|k| k.name)
+        .collect();
+    // Upcased: AAB < ALPHA < A_B (L is 0x4C, _ is 0x5F) < B < ZETA.
+    assert_eq!(names, ["aab", "alpha", "A_B", "b", "Zeta"]);
+}
+
+#[test]
+fn a_subtree_tombstone_swaps_the_subtree_atomically() {
+    let mut index = Index::new();
+    index.begin(1);
+    create(&mut index, "", "M", 1);
+    let anchor = create(&mut index, "m", "Anchor", 2);
+    let old_child = create(&mut index, "m\\anchor", "Old", 3);
+    create(&mut index, "m\\anchor\\old", "Deep", 4);
+    index.set_value(anchor, BASE, "A", 1);
+    index.set_value(old_child, BASE, "X", 2);
+    index.commit();
+
+    // A restore: tombstone, then the replacement subtree, in one transaction.
+    index.begin(2);
+    index.clear_subtree(anchor);
+    let new_child = create(&mut index, "m\\anchor", "New", 5);
+    index.set_value(anchor, BASE, "B", 3);
+    index.set_value(new_child, BASE, "Y", 4);
+    index.commit();
+
+    let names = |at| -> Vec<String> {
+        index
+            .children_at(anchor, at)
+            .map(|k| k.name.to_string())
+            .collect()
+    };
+    assert_eq!(names(1), ["Old"]);
+    assert_eq!(names(2), ["New"]);
+    assert_eq!(
+        key(&index, "m\\anchor", 2),
+        Some(2),
+        "the anchor keeps its id"
+    );
+    assert_eq!(key(&index, "m\\anchor\\old\\deep", 1), Some(4));
+    assert_eq!(key(&index, "m\\anchor\\old\\deep", 2), None);
+    assert_eq!(index.value_at(anchor, BASE, "A", 1), Some(1));
+    assert_eq!(index.value_at(anchor, BASE, "A", 2), None);
+    assert_eq!(index.value_at(anchor, BASE, "B", 2), Some(3));
+    assert_eq!(index.value_at(old_child, BASE, "X", 1), Some(2));
+    assert_eq!(index.tombstones(anchor), &[2]);
+}
+
+#[test]
+fn rollback_restores_exactly() {
+    let mut index = Index::new();
+    index.begin(1);
+    create(&mut index, "", "M", 1);
+    let a = create(&mut index, "m", "A", 2);
+    index.set_value(a, BASE, "V", 1);
+    index.commit();
+    let before = snapshot_all(&index, &["m", "m\\a", "m\\a\\b", "m\\c"], 1);
+
+    index.begin(2);
+    index.set_value(a, BASE, "V", 2);
+    index.set_value(a, BASE, "V", 3);
+    index.set_value(a, 7, "W", 4);
+    create(&mut index, "m\\a", "B", 3);
+    create(&mut index, "m", "C", 4);
+    index.clear_subtree(a);
+    index.delete_tree(node(&index, "m\\c"));
+    create(&mut index, "m", "c", 5);
+    index.rollback();
+
+    assert_eq!(
+        snapshot_all(&index, &["m", "m\\a", "m\\a\\b", "m\\c"], 5),
+        before
+    );
+    assert!(
+        index.find(&fold("m\\a\\b")).is_none(),
+        "created nodes are removed"
+    );
+    assert_eq!(index.node_of(3), None);
+    assert!(index.tombstones(a).is_empty());
+    index.begin(2);
+    create(&mut index, "m", "C", 3);
+    index.commit();
+    assert_eq!(key(&index, "m\\c", 2), Some(3));
+}
+
+type Seen = Vec<(String, Option<KeyId>, Vec<(String, LayerId, u32)>)>;
+
+fn snapshot_all(index: &Index<u32>, paths: &[&str], at: Seq) -> Seen {
+    paths
+        .iter()
+        .map(|path| {
+            let node = index.find(&fold(path));
+            let id = node.and_then(|n| index.key_at(n, at)).map(|k| k.id);
+            let values = node
+                .filter(|_| id.is_some())
+                .map(|n| {
+                    index
+                        .values_at(n, at)
+                        .iter()
+                        .map(|v| (v.name.to_string(), v.layer, v.value))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (path.to_string(), id, values)
+        })
+        .collect()
+}
+
+// ---- Model-based property test ----
+
+/// The model: for every sequence number, the whole state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ModelKey {
+    id: KeyId,
+    name: String,
+    values: BTreeMap<(String, LayerId), u32>,
+}
+
+type ModelState = BTreeMap<Vec<String>, ModelKey>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(Vec<String>),
+    Delete(Vec<String>),
+    DeleteTree(Vec<String>),
+    Clear(Vec<String>),
+    Set(Vec<String>, String, LayerId, u32),
+    Unset(Vec<String>, String, LayerId),
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Txn(Vec<Op>, bool),
+    Gc,
+}
+
+fn name_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a"),
+        Just("A"),
+        Just("b"),
+        Just("B_x"),
+        Just("é"),
+        Just("É")
+    ]
+    .prop_map(str::to_string)
+}
+
+fn path_strategy() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(name_strategy(), 1..4)
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => path_strategy().prop_map(Op::Create),
+        1 => path_strategy().prop_map(Op::Delete),
+        1 => path_strategy().prop_map(Op::DeleteTree),
+        1 => path_strategy().prop_map(Op::Clear),
+        4 => (path_strategy(), name_strategy(), 0..2u16, any::<u32>())
+            .prop_map(|(p, n, l, v)| Op::Set(p, n, l, v)),
+        1 => (path_strategy(), name_strategy(), 0..2u16).prop_map(|(p, n, l)| Op::Unset(p, n, l)),
+    ]
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (prop::collection::vec(op_strategy(), 1..6), prop::bool::weighted(0.8))
+            .prop_map(|(ops, commit)| Step::Txn(ops, commit)),
+        1 => Just(Step::Gc),
+    ]
+}
+
+fn folded(path: &[String]) -> Vec<String> {
+    path.iter().map(|c| fold(c)).collect()
+}
+
+/// Applies `op` to the model and the index alike; ops that would be invalid (the registry
+/// refuses them before they reach the index) are skipped in both.
+fn apply(op: &Op, model: &mut ModelState, index: &mut Index<u32>, next_id: &mut KeyId) {
+    let node_of = |index: &Index<u32>, path: &[String]| index.find(&folded(path).join("\\"));
+    match op {
+        Op::Create(path) => {
+            let key = folded(path);
+            let parent_ok = key.len() == 1 || model.contains_key(&key[..key.len() - 1]);
+            if model.contains_key(&key) || !parent_ok {
+                return;
+            }
+            let parent = if key.len() == 1 {
+                index.root()
+            } else {
+                node_of(index, &path[..path.len() - 1]).expect("parent node")
+            };
+            let name = path.last().expect("non-empty path");
+            index.create_key(parent, name, *next_id);
+            model.insert(
+                key,
+                ModelKey {
+                    id: *next_id,
+                    name: name.clone(),
+                    values: BTreeMap::new(),
+                },
+            );
+            *next_id += 1;
+        }
+        Op::Delete(path) => {
+            let key = folded(path);
+            let has_children = model
+                .keys()
+                .any(|k| k.len() > key.len() && k.starts_with(&key));
+            if !model.contains_key(&key) || has_children {
+                return;
+            }
+            index.delete_key(node_of(index, path).expect("node"));
+            model.remove(&key);
+        }
+        Op::DeleteTree(path) | Op::Clear(path) => {
+            let key = folded(path);
+            if !model.contains_key(&key) {
+                return;
+            }
+            let node = node_of(index, path).expect("node");
+            model.retain(|k, _| !(k.len() > key.len() && k.starts_with(&key)));
+            if matches!(op, Op::DeleteTree(_)) {
+                index.delete_tree(node);
+                model.remove(&key);
+            } else {
+                index.clear_subtree(node);
+                model.get_mut(&key).expect("anchor").values.clear();
+            }
+        }
+        Op::Set(path, name, layer, value) => {
+            let key = folded(path);
+            let Some(entry) = model.get_mut(&key) else {
+                return;
+            };
+            index.set_value(
+                node_of(index, path).expect("node"),
+                *layer,
+                &fold(name),
+                *value,
+            );
+            entry.values.insert((fold(name), *layer), *value);
+        }
+        Op::Unset(path, name, layer) => {
+            let key = folded(path);
+            let Some(entry) = model.get_mut(&key) else {
+                return;
+            };
+            let existed = entry.values.remove(&(fold(name), *layer)).is_some();
+            let deleted =
+                index.delete_value(node_of(index, path).expect("node"), *layer, &fold(name));
+            assert_eq!(deleted, existed);
+        }
+    }
+}
+
+/// Checks the index at snapshot `at` against the model state of that snapshot.
+fn check(index: &Index<u32>, state: &ModelState, universe: &BTreeSet<Vec<String>>, at: Seq) {
+    for path in universe {
+        let joined = path.join("\\");
+        let found = index.key_by_path(&joined, at);
+        let expected = state.get(path);
+        assert_eq!(
+            found.map(|k| k.id),
+            expected.map(|k| k.id),
+            "{joined} at {at}"
+        );
+        let (Some(found), Some(expected)) = (found, expected) else {
+            continue;
+        };
+        assert_eq!(found.name, expected.name);
+        let values: BTreeMap<(String, LayerId), u32> = index
+            .values_at(found.node, at)
+            .iter()
+            .map(|v| ((v.name.to_string(), v.layer), v.value))
+            .collect();
+        assert_eq!(values, expected.values, "values of {joined} at {at}");
+        let children: Vec<String> = index
+            .children_at(found.node, at)
+            .map(|k| fold(k.name))
+            .collect();
+        let mut expected_children: Vec<String> = state
+            .keys()
+            .filter(|k| k.len() == path.len() + 1 && k.starts_with(path))
+            .map(|k| k[path.len()].clone())
+            .collect();
+        expected_children.sort_by(|a, b| cmp_utf16(a, b));
+        assert_eq!(children, expected_children, "children of {joined} at {at}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn index_matches_the_model_at_every_snapshot(steps in prop::collection::vec(step_strategy(), 1..40)) {
+        let mut index: Index<u32> = Index::new();
+        let mut history: Vec<ModelState> = vec![ModelState::new()];
+        let mut universe = BTreeSet::new();
+        let mut next_id = 1;
+        let mut horizon = 0;
+        for step in steps {
+            match step {
+                Step::Txn(ops, commit) => {
+                    let seq = history.len() as Seq;
+                    let mut model = history.last().expect("history").clone();
+                    let mut ids = next_id;
+                    index.begin(seq);
+                    for op in &ops {
+                        apply(op, &mut model, &mut index, &mut ids);
+                    }
+                    if commit {
+                        index.commit();
+                        universe.extend(model.keys().cloned());
+                        history.push(model);
+                        next_id = ids;
+                    } else {
+                        index.rollback();
+                    }
+                }
+                Step::Gc => {
+                    horizon = (history.len() as Seq - 1).saturating_sub(2);
+                    index.collect_garbage(horizon);
+                }
+            }
+            for (at, state) in history.iter().enumerate().skip(horizon as usize) {
+                check(&index, state, &universe, at as Seq);
+            }
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The trie of key nodes and every read of it.
+//!
+//! A node stands for one path (folded). It keeps the incarnations of the key at that path
+//! (a key deleted and created again is a new incarnation with a new id), its value slots, one
+//! per (layer, value name), each a version chain, and its children in name order. Point reads
+//! go through the path table, never down the trie; the trie serves enumeration and subtree work.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use crate::fold;
+use crate::names::{NameId, Names};
+use crate::path_table::PathTable;
+use crate::version_chain::{Chain, Version};
+use crate::{KeyId, LayerId, NodeId, Seq};
+
+/// `deleted` of an incarnation that is alive.
+pub(crate) const ALIVE: Seq = Seq::MAX;
+
+/// One incarnation of a key.
+#[derive(Debug, Clone)]
+pub(crate) struct Life {
+    pub id: KeyId,
+    pub created: Seq,
+    /// First sequence number at which it no longer exists; `ALIVE` while it does.
+    pub deleted: Seq,
+    /// The name as written when it was created.
+    pub name: Box<str>,
+}
+
+impl Life {
+    #[inline]
+    fn visible_at(&self, at: Seq) -> bool {
+        self.created <= at && at < self.deleted
+    }
+}
+
+pub(crate) struct Slot<V> {
+    pub name: NameId,
+    pub layer: LayerId,
+    pub chain: Chain<V>,
+}
+
+/// A child's folded name, ordered as Windows orders names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChildKey(pub Box<str>);
+
+impl Ord for ChildKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        fold::cmp_utf16(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for ChildKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The fields a point read touches come first.
+#[repr(C)]
+pub(crate) struct Node<V> {
+    /// The folded full path ("" for the root).
+    pub path: Box<str>,
+    pub values: Vec<Slot<V>>,
+    /// The newest incarnation.
+    pub life: Life,
+    pub parent: NodeId,
+    pub older_lives: Vec<Life>,
+    pub children: BTreeMap<ChildKey, NodeId>,
+    /// Subtree tombstones anchored here (sequence numbers of restores).
+    pub tombstones: Vec<Seq>,
+}
+
+impl<V> Node<V> {
+    #[inline]
+    pub(crate) fn life_at(&self, at: Seq) -> Option<&Life> {
+        if self.life.visible_at(at) {
+            return Some(&self.life);
+        }
+        if at >= self.life.created {
+            return None;
+        }
+        self.older_lives
+            .iter()
+            .rev()
+            .find(|life| life.visible_at(at))
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        self.life.deleted == ALIVE
+    }
+
+    /// The folded last component of the path.
+    pub(crate) fn folded_name(&self) -> &str {
+        self.path.rsplit('\\').next().unwrap_or("")
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self, name: NameId, layer: LayerId) -> Option<usize> {
+        self.values
+            .iter()
+            .position(|slot| slot.name == name && slot.layer == layer)
+    }
+}
+
+/// A key as it exists at some snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAt<'a> {
+    /// Its node (stable while the index holds the path).
+    pub node: NodeId,
+    /// The incarnation's id.
+    pub id: KeyId,
+    /// Its name as created.
+    pub name: &'a str,
+    /// When it was created.
+    pub created: Seq,
+}
+
+/// A value as it exists at some snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueAt<'a, V> {
+    /// The folded value name.
+    pub name: &'a str,
+    /// The layer it lives in.
+    pub layer: LayerId,
+    /// The value (what the index's user stored: typically where the data is).
+    pub value: V,
+    /// The transaction that wrote it.
+    pub seq: Seq,
+}
+
+/// Counts for `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Keys alive at the snapshot.
+    pub keys: u64,
+    /// Values (every layer) present at the snapshot.
+    pub values: u64,
+    /// Versions held, all history included.
+    pub versions: u64,
+    /// Nodes held (paths ever used and not collected).
+    pub nodes: u64,
+    /// Approximate bytes of memory the index holds.
+    pub memory_bytes: u64,
+}
+
+/// The in-memory index of keys and versioned values. `V` is what a value version points to
+/// (for the registry: where the value lives in the journal).
+pub struct Index<V> {
+    pub(crate) nodes: Vec<Option<Node<V>>>,
+    pub(crate) free: Vec<NodeId>,
+    pub(crate) paths: PathTable,
+    pub(crate) hasher: foldhash::fast::RandomState,
+    pub(crate) names: Names,
+    pub(crate) ids: HashMap<KeyId, NodeId, foldhash::fast::RandomState>,
+    pub(crate) pending: Option<crate::apply::Pending<V>>,
+    pub(crate) applied: Seq,
+}
+
+impl<V: Copy> Default for Index<V> {
+    fn default() -> Self {
+        Index::new()
+    }
+}
+
+impl<V: Copy> Index<V> {
+    /// An empty index: the root node (id 0, path "") alive since sequence number 0.
+    pub fn new() -> Index<V> {
+        let root = Node {
+            path: "".into(),
+            values: Vec::new(),
+            life: Life {
+                id: 0,
+                created: 0,
+                deleted: ALIVE,
+                name: "".into(),
+            },
+            parent: NodeId(0),
+            older_lives: Vec::new(),
+            children: BTreeMap::new(),
+            tombstones: Vec::new(),
+        };
+        let mut index = Index {
+            nodes: vec![Some(root)],
+            free: Vec::new(),
+            paths: PathTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            names: Names::default(),
+            ids: HashMap::default(),
+            pending: None,
+            applied: 0,
+        };
+        let hash = index.hash_path("");
+        index.paths.insert(hash, NodeId(0), |_| hash);
+        index.ids.insert(0, NodeId(0));
+        index
+    }
+
+    /// The root node, parent of the hives.
+    pub fn root(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// The last sequence number applied and committed.
+    pub fn applied_seq(&self) -> Seq {
+        self.applied
+    }
+
+    pub(crate) fn hash_path(&self, folded: &str) -> u64 {
+        self.hasher.hash_one(folded)
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, node: NodeId) -> &Node<V> {
+        self.nodes[node.0 as usize]
+            .as_ref()
+            .expect("a NodeId names a live slot")
+    }
+
+    pub(crate) fn node_mut(&mut self, node: NodeId) -> &mut Node<V> {
+        self.nodes[node.0 as usize]
+            .as_mut()
+            .expect("a NodeId names a live slot")
+    }
+
+    /// The node for a folded path, whether or not a key exists there now.
+    #[inline]
+    pub fn find(&self, folded_path: &str) -> Option<NodeId> {
+        let hash = self.hash_path(folded_path);
+        self.paths
+            .candidates(hash)
+            .find(|&node| &*self.node(node).path == folded_path)
+    }
+
+    /// The key at `node` as of snapshot `at`, if one exists then.
+    #[inline]
+    pub fn key_at(&self, node: NodeId, at: Seq) -> Option<KeyAt<'_>> {
+        let n = self.node(node);
+        n.life_at(at).map(|life| KeyAt {
+            node,
+            id: life.id,
+            name: &life.name,
+            created: life.created,
+        })
+    }
+
+    /// The key at a folded path as of `at`.
+    #[inline]
+    pub fn key_by_path(&self, folded_path: &str, at: Seq) -> Option<KeyAt<'_>> {
+        self.key_at(self.find(folded_path)?, at)
+    }
+
+    /// The node that holds (or held) key `id`.
+    pub fn node_of(&self, id: KeyId) -> Option<NodeId> {
+        self.ids.get(&id).copied()
+    }
+
+    /// The incarnation `id` if it exists at `at`.
+    pub fn key_by_id(&self, id: KeyId, at: Seq) -> Option<KeyAt<'_>> {
+        let key = self.key_at(self.node_of(id)?, at)?;
+        (key.id == id).then_some(key)
+    }
+
+    /// The node's parent (the root is its own parent).
+    pub fn parent(&self, node: NodeId) -> NodeId {
+        self.node(node).parent
+    }
+
+    /// The folded full path of a node.
+    pub fn folded_path(&self, node: NodeId) -> &str {
+        &self.node(node).path
+    }
+
+    /// The display path of the key at `node` as of `at`: each component as created.
+    pub fn display_path(&self, node: NodeId, at: Seq) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut current = node;
+        while current != self.root() {
+            parts.push(self.key_at(current, at)?.name);
+            current = self.parent(current);
+        }
+        parts.reverse();
+        Some(parts.join("\\"))
+    }
+
+    /// Subkeys of `node` that exist at `at`, in name order.
+    pub fn children_at(&self, node: NodeId, at: Seq) -> impl Iterator<Item = KeyAt<'_>> + '_ {
+        self.node(node)
+            .children
+            .values()
+            .filter_map(move |&child| self.key_at(child, at))
+    }
+
+    /// Whether any subkey of `node` exists at `at`.
+    pub fn has_children_at(&self, node: NodeId, at: Seq) -> bool {
+        self.children_at(node, at).next().is_some()
+    }
+
+    /// The value `folded_name` in `layer` as of `at`.
+    #[inline]
+    pub fn value_at(&self, node: NodeId, layer: LayerId, folded_name: &str, at: Seq) -> Option<V> {
+        let name = self.names.get(folded_name)?;
+        let n = self.node(node);
+        let slot = n.slot(name, layer)?;
+        n.values[slot].chain.at(at)?.value
+    }
+
+    /// Every layer's version of value `folded_name` as of `at` (layers that have it).
+    pub fn value_layers_at(
+        &self,
+        node: NodeId,
+        folded_name: &str,
+        at: Seq,
+    ) -> impl Iterator<Item = (LayerId, V)> + '_ {
+        let name = self.names.get(folded_name);
+        self.node(node)
+            .values
+            .iter()
+            .filter(move |slot| Some(slot.name) == name)
+            .filter_map(move |slot| Some((slot.layer, slot.chain.at(at)?.value?)))
+    }
+
+    /// Every value of `node` present at `at`, every layer, ordered by name then layer.
+    pub fn values_at(&self, node: NodeId, at: Seq) -> Vec<ValueAt<'_, V>> {
+        let mut values: Vec<ValueAt<'_, V>> = self
+            .node(node)
+            .values
+            .iter()
+            .filter_map(|slot| {
+                let version: &Version<V> = slot.chain.at(at)?;
+                Some(ValueAt {
+                    name: self.names.name(slot.name),
+                    layer: slot.layer,
+                    value: version.value?,
+                    seq: version.seq,
+                })
+            })
+            .collect();
+        values.sort_by(|a, b| fold::cmp_utf16(a.name, b.name).then(a.layer.cmp(&b.layer)));
+        values
+    }
+
+    /// Subtree tombstones anchored at `node` (sequence numbers), oldest first.
+    pub fn tombstones(&self, node: NodeId) -> &[Seq] {
+        &self.node(node).tombstones
+    }
+
+    /// Counts as of `at`, and memory held.
+    pub fn stats(&self, at: Seq) -> IndexStats {
+        let mut stats = IndexStats::default();
+        let mut memory = self.paths.memory_bytes() + self.names.memory_bytes();
+        memory += self.nodes.capacity() * std::mem::size_of::<Option<Node<V>>>();
+        memory += self.ids.capacity() * 24;
+        for node in self.nodes.iter().flatten() {
+            stats.nodes += 1;
+            if node.life_at(at).is_some() && !node.path.is_empty() {
+                stats.keys += 1;
+            }
+            memory += node.path.len() + node.life.name.len();
+            memory += node.values.capacity() * std::mem::size_of::<Slot<V>>();
+            memory += node.older_lives.capacity() * std::mem::size_of::<Life>();
+            memory += node.children.len() * (std::mem::size_of::<(ChildKey, NodeId)>() + 16);
+            for slot in &node.values {
+                stats.versions += slot.chain.len() as u64;
+                memory += (slot.chain.len() - 1) * std::mem::size_of::<Version<V>>();
+                if slot.chain.at(at).is_some_and(|v| v.value.is_some()) {
+                    stats.values += 1;
+                }
+            }
+        }
+        stats.memory_bytes = memory as u64;
+        stats
+    }
+
+    /// Live descendants of `node` at the newest state, parents before children.
+    pub(crate) fn live_descendants(&self, node: NodeId) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut stack = vec![node];
+        while let Some(current) = stack.pop() {
+            for &child in self.node(current).children.values() {
+                if self.node(child).alive() {
+                    out.push(child);
+                    stack.push(child);
+                }
+            }
+        }
+        out
+    }
+}
