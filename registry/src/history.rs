@@ -1,0 +1,151 @@
+//! Reading the journal back as history: what each committed transaction did, with keys named
+//! by their paths at that time. `hivelog log` prints it.
+
+use hivelog_index::{Index, KeyId, LayerId};
+use hivelog_log::{Rejected, Seq};
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::store::{Store, read_index};
+use crate::stored::Stored;
+use crate::value::{Value, ValueType};
+
+/// One committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryTxn {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// When it committed, nanoseconds since the Unix epoch.
+    pub time_unix_nanos: i64,
+    /// Who committed it.
+    pub principal: String,
+    /// What it did, in order.
+    pub ops: Vec<HistoryOp>,
+}
+
+/// One change of a transaction. Paths are as the keys were named at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryOp {
+    /// A key was created.
+    CreateKey {
+        /// Its path.
+        path: String,
+    },
+    /// A key without subkeys was deleted.
+    DeleteKey {
+        /// Its path.
+        path: String,
+    },
+    /// A key and its subtree were deleted.
+    DeleteTree {
+        /// Its path.
+        path: String,
+    },
+    /// Everything below a key, and its values, were replaced (restore).
+    ClearSubtree {
+        /// Its path.
+        path: String,
+    },
+    /// A value was set.
+    SetValue {
+        /// The key's path.
+        path: String,
+        /// The layer.
+        layer: LayerId,
+        /// The value name.
+        name: String,
+        /// The value.
+        value: Value,
+    },
+    /// A value was deleted.
+    DeleteValue {
+        /// The key's path.
+        path: String,
+        /// The layer.
+        layer: LayerId,
+        /// The value name.
+        name: String,
+    },
+}
+
+/// The path of key `id` as of `at`, or a placeholder naming the id when it had none then
+/// (a key created and deleted by the same transaction).
+fn path_of(index: &Index<Stored>, id: KeyId, at: Seq) -> String {
+    index
+        .node_of(id)
+        .and_then(|node| index.display_path(node, at))
+        .unwrap_or_else(|| format!("<key #{id}>"))
+}
+
+fn describe(index: &Index<Stored>, op: Op<'_>, seq: Seq) -> HistoryOp {
+    let before = seq.saturating_sub(1);
+    match op {
+        Op::CreateKey { id, .. } => HistoryOp::CreateKey {
+            path: path_of(index, id, seq),
+        },
+        Op::DeleteKey { id } => HistoryOp::DeleteKey {
+            path: path_of(index, id, before),
+        },
+        Op::DeleteTree { id } => HistoryOp::DeleteTree {
+            path: path_of(index, id, before),
+        },
+        Op::ClearSubtree { id } => HistoryOp::ClearSubtree {
+            path: path_of(index, id, seq),
+        },
+        Op::SetValue {
+            key,
+            layer,
+            ty,
+            name,
+            data,
+        } => HistoryOp::SetValue {
+            path: path_of(index, key, seq),
+            layer,
+            name: name.to_string(),
+            value: Value::new(ValueType(ty.0), data.to_vec()),
+        },
+        Op::DeleteValue { key, layer, name } => HistoryOp::DeleteValue {
+            path: path_of(index, key, seq),
+            layer,
+            name: name.to_string(),
+        },
+    }
+}
+
+impl Store {
+    /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
+    /// in order, verifying each record as it is read.
+    pub fn history(&self, from: Seq, to: Seq, visit: &mut dyn FnMut(HistoryTxn) -> Result<()>) -> Result<()> {
+        let inner = self.inner();
+        let to = to.min(inner.visible());
+        let mut stopped: Option<Error> = None;
+        let scanned = inner.journal.for_each_txn(from, to, &mut |txn| {
+            let ops = {
+                let index = read_index(&inner.index);
+                txn.ops
+                    .iter()
+                    .map(|op| {
+                        Op::decode(op.payload)
+                            .map(|decoded| describe(&index, decoded, txn.seq))
+                            .map_err(|short| Rejected(short.0.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let entry = HistoryTxn {
+                seq: txn.seq,
+                time_unix_nanos: txn.commit.time_unix_nanos,
+                principal: txn.commit.principal.to_string(),
+                ops,
+            };
+            visit(entry).map_err(|error| {
+                let reason = error.to_string();
+                stopped = Some(error);
+                Rejected(reason)
+            })
+        });
+        match (stopped, scanned) {
+            (Some(error), _) => Err(error),
+            (None, result) => Ok(result?),
+        }
+    }
+}

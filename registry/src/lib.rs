@@ -1,0 +1,54 @@
+//! hivelog: a registry store. A tree of keys holding typed values (the Windows registry's
+//! model), kept in an append-only, memory-mapped journal and served from an in-memory trie.
+//!
+//! ```no_run
+//! use hivelog::{Options, Store};
+//! # fn main() -> hivelog::Result<()> {
+//! let store = Store::open("/var/lib/hivelog", Options::default())?;
+//! let app = store.create_key(r"HKLM\Software\Contoso\App")?;
+//! app.set_value("Version", "2.1")?;
+//! app.set_value("Retries", &3u32)?;
+//! let retries: u32 = app.get_value("Retries")?;
+//! let before = store.snapshot_at(store.seq() - 1)?; // read the past
+//! # Ok(()) }
+//! ```
+//!
+//! Every committed transaction gets the next sequence number; a commit returns once it is
+//! durable (by default). Reads see the newest committed state, or any earlier one through a
+//! [`Snapshot`]. Architecture invariant: only this crate knows both keys and journal bytes;
+//! `hivelog-log` stores opaque records, `hivelog-index` never opens a file.
+
+#![warn(missing_docs)]
+
+mod error;
+mod history;
+mod key;
+mod op;
+mod path;
+mod reader;
+mod replay;
+mod store;
+mod stored;
+mod txn;
+mod value;
+
+pub use error::{Error, Result};
+pub use history::{HistoryOp, HistoryTxn};
+pub use hivelog_index::KeyId;
+pub use hivelog_log::{
+    LogError, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
+    SEGMENT_SIZE_MIN_BYTES, Seq, SyncPolicy, vfs,
+};
+#[cfg(feature = "sim")]
+pub use hivelog_log::sim;
+pub use key::Key;
+pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
+pub use store::{
+    Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
+    VALUE_SIZE_LIMIT_BYTES, VerifyReport,
+};
+pub use txn::Transaction;
+pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+//! The registry's journal records: one Op record per change, encoded and decoded side by side.
+//!
+//! Payload: `tag u8 | version u8 | fields`, little-endian, strings UTF-8 with a u16 byte length,
+//! data with a u32 length. Keys are named by their stable id, so a record never repeats a
+//! path. FORMAT.md lists every field.
+
+use hivelog_index::{KeyId, LayerId};
+use hivelog_log::codec::{Put, Reader, Short};
+
+use crate::path::{check_key_name, check_value_name};
+use crate::value::ValueType;
+
+/// The payload version this code writes; decoding refuses others.
+pub(crate) const OP_VERSION: u8 = 1;
+
+const CREATE_KEY: u8 = 1;
+const DELETE_KEY: u8 = 2;
+const DELETE_TREE: u8 = 3;
+const CLEAR_SUBTREE: u8 = 4;
+const SET_VALUE: u8 = 5;
+const DELETE_VALUE: u8 = 6;
+
+/// One change, as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Key `id` named `name` created under key `parent`.
+    CreateKey {
+        /// The new key's id.
+        id: KeyId,
+        /// Its parent's id (0: the root above the hives).
+        parent: KeyId,
+        /// Its name as written.
+        name: &'a str,
+    },
+    /// Key `id` deleted (it had no subkeys).
+    DeleteKey {
+        /// The key.
+        id: KeyId,
+    },
+    /// Key `id` and everything below it deleted.
+    DeleteTree {
+        /// The key.
+        id: KeyId,
+    },
+    /// Subtree tombstone: everything below key `id`, and its values, gone; the key stays.
+    ClearSubtree {
+        /// The key.
+        id: KeyId,
+    },
+    /// Value `name` of key `key` set in `layer`.
+    SetValue {
+        /// The key.
+        key: KeyId,
+        /// The layer.
+        layer: LayerId,
+        /// The value type.
+        ty: ValueType,
+        /// The value name as written.
+        name: &'a str,
+        /// The data, byte-exact.
+        data: &'a [u8],
+    },
+    /// Value `name` of key `key` deleted in `layer`.
+    DeleteValue {
+        /// The key.
+        key: KeyId,
+        /// The layer.
+        layer: LayerId,
+        /// The value name.
+        name: &'a str,
+    },
+}
+
+fn put_str(buf: &mut Vec<u8>, text: &str) {
+    let len = u16::try_from(text.len()).expect("names are validated shorter than 64 KiB");
+    buf.put_u16(len);
+    buf.put_bytes(text.as_bytes());
+}
+
+fn get_str<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a str, Short> {
+    let len = usize::from(r.u16(what)?);
+    r.str(len, what)
+}
+
+impl<'a> Op<'a> {
+    /// Appends the payload to `buf`.
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
+        match *self {
+            Op::CreateKey { id, parent, name } => {
+                header(buf, CREATE_KEY);
+                buf.put_u64(id);
+                buf.put_u64(parent);
+                put_str(buf, name);
+            }
+            Op::DeleteKey { id } => {
+                header(buf, DELETE_KEY);
+                buf.put_u64(id);
+            }
+            Op::DeleteTree { id } => {
+                header(buf, DELETE_TREE);
+                buf.put_u64(id);
+            }
+            Op::ClearSubtree { id } => {
+                header(buf, CLEAR_SUBTREE);
+                buf.put_u64(id);
+            }
+            Op::SetValue {
+                key,
+                layer,
+                ty,
+                name,
+                data,
+            } => {
+                header(buf, SET_VALUE);
+                buf.put_u64(key);
+                buf.put_u16(layer);
+                buf.put_u32(ty.0);
+                put_str(buf, name);
+                let len = u32::try_from(data.len()).expect("value size is validated");
+                buf.put_u32(len);
+                buf.put_bytes(data);
+            }
+            Op::DeleteValue { key, layer, name } => {
+                header(buf, DELETE_VALUE);
+                buf.put_u64(key);
+                buf.put_u16(layer);
+                put_str(buf, name);
+            }
+        }
+    }
+
+    /// Reads a payload back, checking every length and every name.
+    pub fn decode(payload: &'a [u8]) -> Result<Op<'a>, Short> {
+        let mut r = Reader::new(payload);
+        let tag = r.u8("op tag")?;
+        if r.u8("op version")? != OP_VERSION {
+            return Err(Short("unsupported op version"));
+        }
+        let op = match tag {
+            CREATE_KEY => {
+                let id = r.u64("key id")?;
+                let parent = r.u64("parent id")?;
+                let name = get_str(&mut r, "key name")?;
+                check_key_name(name).map_err(|_| Short("invalid key name"))?;
+                Op::CreateKey { id, parent, name }
+            }
+            DELETE_KEY => Op::DeleteKey {
+                id: r.u64("key id")?,
+            },
+            DELETE_TREE => Op::DeleteTree {
+                id: r.u64("key id")?,
+            },
+            CLEAR_SUBTREE => Op::ClearSubtree {
+                id: r.u64("key id")?,
+            },
+            SET_VALUE => {
+                let key = r.u64("key id")?;
+                let layer = r.u16("layer")?;
+                let ty = ValueType(r.u32("value type")?);
+                let name = get_str(&mut r, "value name")?;
+                check_value_name(name).map_err(|_| Short("invalid value name"))?;
+                let len = r.u32("value length")? as usize;
+                let data = r.bytes(len, "value data")?;
+                Op::SetValue {
+                    key,
+                    layer,
+                    ty,
+                    name,
+                    data,
+                }
+            }
+            DELETE_VALUE => {
+                let key = r.u64("key id")?;
+                let layer = r.u16("layer")?;
+                let name = get_str(&mut r, "value name")?;
+                check_value_name(name).map_err(|_| Short("invalid value name"))?;
+                Op::DeleteValue { key, layer, name }
+            }
+            _ => return Err(Short("unknown op tag")),
+        };
+        r.finish("trailing bytes after op")?;
+        Ok(op)
+    }
+}
+
+fn header(buf: &mut Vec<u8>, tag: u8) {
+    buf.put_u8(tag);
+    buf.put_u8(OP_VERSION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_ops() -> Vec<Op<'static>> {
+        vec![
+            Op::CreateKey {
+                id: 7,
+                parent: 1,
+                name: "Software",
+            },
+            Op::DeleteKey { id: 7 },
+            Op::DeleteTree { id: 8 },
+            Op::ClearSubtree { id: 9 },
+            Op::SetValue {
+                key: 7,
+                layer: 0,
+                ty: ValueType::SZ,
+                name: "Version",
+                data: &[b'1', 0, 0, 0],
+            },
+            Op::SetValue {
+                key: 7,
+                layer: 3,
+                ty: ValueType(0x8000_0001),
+                name: "",
+                data: &[],
+            },
+            Op::DeleteValue {
+                key: 7,
+                layer: 0,
+                name: "Größe",
+            },
+        ]
+    }
+
+    #[test]
+    fn every_op_round_trips() {
+        for op in all_ops() {
+            let mut buf = Vec::new();
+            op.encode(&mut buf);
+            assert_eq!(Op::decode(&buf), Ok(op));
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_trailing_byte_is_refused() {
+        for op in all_ops() {
+            let mut buf = Vec::new();
+            op.encode(&mut buf);
+            for cut in 0..buf.len() {
+                assert!(Op::decode(&buf[..cut]).is_err(), "{op:?} cut at {cut}");
+            }
+            buf.push(0);
+            assert!(Op::decode(&buf).is_err(), "{op:?} with a trailing byte");
+        }
+    }
+
+    #[test]
+    fn bad_tags_versions_and_names_are_refused() {
+        assert_eq!(Op::decode(&[99, OP_VERSION]), Err(Short("unknown op tag")));
+        assert_eq!(
+            Op::decode(&[DELETE_KEY, 2, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Short("unsupported op version"))
+        );
+        let mut bad_utf8 = Vec::new();
+        Op::CreateKey {
+            id: 1,
+            parent: 0,
+            name: "ab",
+        }
+        .encode(&mut bad_utf8);
+        let last = bad_utf8.len() - 1;
+        bad_utf8[last] = 0xff;
+        assert!(Op::decode(&bad_utf8).is_err(), "key name not UTF-8");
+        let mut backslash = Vec::new();
+        Op::CreateKey {
+            id: 1,
+            parent: 0,
+            name: "a\\b",
+        }
+        .encode(&mut backslash);
+        assert_eq!(Op::decode(&backslash), Err(Short("invalid key name")));
+        let mut empty = Vec::new();
+        Op::CreateKey {
+            id: 1,
+            parent: 0,
+            name: "",
+        }
+        .encode(&mut empty);
+        assert_eq!(Op::decode(&empty), Err(Short("invalid key name")));
+    }
+}

@@ -1,0 +1,326 @@
+//! Key paths: hives, Windows root aliases, and the limits on names and depth.
+
+use std::fmt;
+
+use hivelog_index::fold;
+
+use crate::error::{Error, Result, clip};
+
+/// Longest key name, in UTF-16 code units (Windows' limit).
+pub const KEY_NAME_MAX_CHARS: usize = 255;
+/// Longest value name, in UTF-16 code units (Windows' limit).
+pub const VALUE_NAME_MAX_CHARS: usize = 16_383;
+/// Deepest key: the hive counts as one level.
+pub const DEPTH_MAX: usize = 512;
+
+/// The top-level keys every store has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hive {
+    /// `Machine` (`HKEY_LOCAL_MACHINE`).
+    Machine,
+    /// `Users` (`HKEY_USERS`).
+    Users,
+}
+
+impl Hive {
+    /// Every hive, in name order.
+    pub const ALL: [Hive; 2] = [Hive::Machine, Hive::Users];
+
+    /// The hive's name in this store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hive::Machine => "Machine",
+            Hive::Users => "Users",
+        }
+    }
+
+    /// The Windows root key name, as `.reg` files and `reg.exe` write it.
+    pub fn windows_name(self) -> &'static str {
+        match self {
+            Hive::Machine => "HKEY_LOCAL_MACHINE",
+            Hive::Users => "HKEY_USERS",
+        }
+    }
+}
+
+/// A validated path to a key: a hive and the names below it, as written (case preserved).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyPath {
+    hive: Hive,
+    names: Vec<String>,
+}
+
+/// `HKEY_CURRENT_CONFIG` is this key.
+const CURRENT_CONFIG: [&str; 4] = ["System", "CurrentControlSet", "Hardware Profiles", "Current"];
+
+impl KeyPath {
+    /// Parses `path`, resolving Windows root names. `caller` is the principal that
+    /// `HKEY_CURRENT_USER` stands for (`Users\<caller>`).
+    pub fn parse(path: &str, caller: &str) -> Result<KeyPath> {
+        // `reg` accepts one trailing backslash.
+        let trimmed = path.strip_suffix('\\').unwrap_or(path);
+        if trimmed.is_empty() {
+            return Err(Error::EmptyPath);
+        }
+        let mut parts = trimmed.split('\\');
+        let root = parts.next().unwrap_or_default();
+        let (hive, mut names) = resolve_root(root, caller, path)?;
+        for name in parts {
+            if name.is_empty() {
+                return Err(Error::EmptyKeyName {
+                    path: clip(path),
+                });
+            }
+            check_key_name(name)?;
+            names.push(name.to_string());
+        }
+        let key = KeyPath { hive, names };
+        key.check_depth()?;
+        Ok(key)
+    }
+
+    /// The root key of a hive.
+    pub fn hive_root(hive: Hive) -> KeyPath {
+        KeyPath {
+            hive,
+            names: Vec::new(),
+        }
+    }
+
+    fn check_depth(&self) -> Result<()> {
+        if self.depth() > DEPTH_MAX {
+            return Err(Error::TooDeep {
+                path: clip(&self.to_string()),
+                depth: self.depth(),
+                max: DEPTH_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// The hive.
+    pub fn hive(&self) -> Hive {
+        self.hive
+    }
+
+    /// Names below the hive, as written.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Levels, the hive counting as one.
+    pub fn depth(&self) -> usize {
+        1 + self.names.len()
+    }
+
+    /// Whether this is a hive's root key.
+    pub fn is_hive_root(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// This path followed by a relative path (`a\b`; empty means this key).
+    pub fn join(&self, relative: &str) -> Result<KeyPath> {
+        let mut key = self.clone();
+        let relative = relative.strip_suffix('\\').unwrap_or(relative);
+        if relative.is_empty() {
+            return Ok(key);
+        }
+        for name in relative.split('\\') {
+            if name.is_empty() {
+                return Err(Error::EmptyKeyName {
+                    path: clip(relative),
+                });
+            }
+            check_key_name(name)?;
+            key.names.push(name.to_string());
+        }
+        key.check_depth()?;
+        Ok(key)
+    }
+
+    /// The parent key, `None` for a hive root.
+    pub fn parent(&self) -> Option<KeyPath> {
+        let mut parent = self.clone();
+        parent.names.pop()?;
+        Some(parent)
+    }
+
+    /// The folded path the index keys nodes by: `MACHINE\SOFTWARE\...`.
+    pub fn folded(&self) -> String {
+        let mut out = String::with_capacity(self.names.iter().map(|n| n.len() + 1).sum::<usize>() + 8);
+        fold::fold_into(self.hive.name(), &mut out);
+        for name in &self.names {
+            out.push('\\');
+            fold::fold_into(name, &mut out);
+        }
+        out
+    }
+
+    /// The path with the Windows root name (`HKEY_LOCAL_MACHINE\...`), as `reg` prints it.
+    pub fn windows(&self) -> String {
+        let mut out = self.hive.windows_name().to_string();
+        for name in &self.names {
+            out.push('\\');
+            out.push_str(name);
+        }
+        out
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.hive.name())?;
+        for name in &self.names {
+            write!(f, "\\{name}")?;
+        }
+        Ok(())
+    }
+}
+
+fn resolve_root(root: &str, caller: &str, path: &str) -> Result<(Hive, Vec<String>)> {
+    let upper = root.to_ascii_uppercase();
+    match upper.as_str() {
+        "MACHINE" | "HKEY_LOCAL_MACHINE" | "HKLM" => Ok((Hive::Machine, Vec::new())),
+        "USERS" | "HKEY_USERS" | "HKU" => Ok((Hive::Users, Vec::new())),
+        "HKEY_CURRENT_USER" | "HKCU" => {
+            check_key_name(caller)?;
+            Ok((Hive::Users, vec![caller.to_string()]))
+        }
+        "HKEY_CURRENT_CONFIG" | "HKCC" => Ok((
+            Hive::Machine,
+            CURRENT_CONFIG.iter().map(|s| s.to_string()).collect(),
+        )),
+        "HKEY_CLASSES_ROOT" | "HKCR" => Err(Error::Unsupported {
+            what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
+        }),
+        "" => Err(Error::EmptyKeyName { path: clip(path) }),
+        _ => Err(Error::UnknownHive {
+            name: clip(root),
+        }),
+    }
+}
+
+fn utf16_len(name: &str) -> usize {
+    name.chars().map(char::len_utf16).sum()
+}
+
+/// Checks a key name: 1 to KEY_NAME_MAX_CHARS characters, no backslash, no NUL.
+pub fn check_key_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::EmptyKeyName { path: String::new() });
+    }
+    let len = utf16_len(name);
+    if len > KEY_NAME_MAX_CHARS {
+        return Err(Error::KeyNameTooLong {
+            name: clip(name),
+            len,
+            max: KEY_NAME_MAX_CHARS,
+        });
+    }
+    if name.contains('\\') {
+        return Err(Error::InvalidName {
+            name: clip(name),
+            reason: "a key name cannot contain a backslash",
+        });
+    }
+    if name.contains('\0') {
+        return Err(Error::InvalidName {
+            name: clip(name),
+            reason: "a name cannot contain NUL",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a value name: 0 to VALUE_NAME_MAX_CHARS characters (empty is the default value),
+/// no NUL.
+pub fn check_value_name(name: &str) -> Result<()> {
+    let len = utf16_len(name);
+    if len > VALUE_NAME_MAX_CHARS {
+        return Err(Error::ValueNameTooLong {
+            name: clip(name),
+            len,
+            max: VALUE_NAME_MAX_CHARS,
+        });
+    }
+    if name.contains('\0') {
+        return Err(Error::InvalidName {
+            name: clip(name),
+            reason: "a name cannot contain NUL",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(path: &str) -> Result<KeyPath> {
+        KeyPath::parse(path, "S-1-5-21-7")
+    }
+
+    #[test]
+    fn roots_and_aliases() {
+        for (given, shown) in [
+            ("HKLM\\Software", "Machine\\Software"),
+            ("hkey_local_machine\\Software\\", "Machine\\Software"),
+            ("Machine", "Machine"),
+            ("HKU\\.DEFAULT", "Users\\.DEFAULT"),
+            ("HKEY_USERS", "Users"),
+            ("HKCU\\Software", "Users\\S-1-5-21-7\\Software"),
+            (
+                "HKCC\\System",
+                "Machine\\System\\CurrentControlSet\\Hardware Profiles\\Current\\System",
+            ),
+        ] {
+            assert_eq!(parse(given).unwrap().to_string(), shown, "{given}");
+        }
+        assert_eq!(
+            parse("HKLM\\Software\\Vendor").unwrap().windows(),
+            "HKEY_LOCAL_MACHINE\\Software\\Vendor"
+        );
+        assert_eq!(parse("HKLM\\SoftWare").unwrap().folded(), "MACHINE\\SOFTWARE");
+    }
+
+    #[test]
+    fn rejections_name_the_problem() {
+        assert!(matches!(parse(""), Err(Error::EmptyPath)));
+        assert!(matches!(parse("HKXX\\a"), Err(Error::UnknownHive { .. })));
+        assert!(matches!(parse("HKCR\\.txt"), Err(Error::Unsupported { .. })));
+        assert!(matches!(parse("HKLM\\\\a"), Err(Error::EmptyKeyName { .. })));
+        assert!(matches!(parse("\\HKLM"), Err(Error::EmptyKeyName { .. })));
+        assert!(matches!(parse("HKLM\\a\0b"), Err(Error::InvalidName { .. })));
+        let long = "k".repeat(KEY_NAME_MAX_CHARS + 1);
+        match parse(&format!("HKLM\\{long}")) {
+            Err(Error::KeyNameTooLong { len, max, .. }) => {
+                assert_eq!((len, max), (256, 255));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&format!("HKLM\\{}", "k".repeat(KEY_NAME_MAX_CHARS))).is_ok());
+        // Characters outside the BMP count as two UTF-16 units, as Windows counts them.
+        assert!(parse(&format!("HKLM\\{}", "😀".repeat(128))).is_err());
+        let deep_ok = format!("HKLM{}", "\\k".repeat(DEPTH_MAX - 1));
+        assert!(parse(&deep_ok).is_ok());
+        let too_deep = format!("HKLM{}", "\\k".repeat(DEPTH_MAX));
+        let error = parse(&too_deep).unwrap_err();
+        assert!(error.to_string().contains("DEPTH_MAX is 512"), "{error}");
+        assert!(check_value_name("").is_ok());
+        assert!(check_value_name(&"v".repeat(VALUE_NAME_MAX_CHARS)).is_ok());
+        assert!(matches!(
+            check_value_name(&"v".repeat(VALUE_NAME_MAX_CHARS + 1)),
+            Err(Error::ValueNameTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn join_and_parent() {
+        let base = parse("HKLM\\Software").unwrap();
+        assert_eq!(base.join("A\\B").unwrap().to_string(), "Machine\\Software\\A\\B");
+        assert_eq!(base.join("").unwrap(), base);
+        assert!(base.join("A\\\\B").is_err());
+        assert_eq!(base.parent().unwrap().to_string(), "Machine");
+        assert!(base.parent().unwrap().parent().is_none());
+    }
+}
