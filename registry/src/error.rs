@@ -13,7 +13,9 @@ pub enum Error {
     EmptyPath,
 
     /// A path does not start with a known hive.
-    #[error("unknown root key {name:?} (expected Machine, Users, or HKLM/HKU/HKCU/HKCC and their long names)")]
+    #[error(
+        "unknown root key {name:?} (expected Machine, Users, or HKLM/HKU/HKCU/HKCC and their long names)"
+    )]
     UnknownHive {
         /// The first component given.
         name: String,

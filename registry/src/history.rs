@@ -115,7 +115,12 @@ fn describe(index: &Index<Stored>, op: Op<'_>, seq: Seq) -> HistoryOp {
 impl Store {
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
     /// in order, verifying each record as it is read.
-    pub fn history(&self, from: Seq, to: Seq, visit: &mut dyn FnMut(HistoryTxn) -> Result<()>) -> Result<()> {
+    pub fn history(
+        &self,
+        from: Seq,
+        to: Seq,
+        visit: &mut dyn FnMut(HistoryTxn) -> Result<()>,
+    ) -> Result<()> {
         let inner = self.inner();
         let to = to.min(inner.visible());
         let mut stopped: Option<Error> = None;

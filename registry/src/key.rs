@@ -169,7 +169,10 @@ impl Key {
         let path = self.path.join(relative)?;
         txn::commit(
             &self.inner,
-            &[Intent::Require(self.target()), Intent::CreateKey(path.clone())],
+            &[
+                Intent::Require(self.target()),
+                Intent::CreateKey(path.clone()),
+            ],
         )?;
         Key::open(self.inner.clone(), path, None)
     }
@@ -205,7 +208,10 @@ impl Key {
         let path = self.path.join(relative)?;
         txn::commit(
             &self.inner,
-            &[Intent::Require(self.target()), Intent::DeleteKey(Target::Path(path))],
+            &[
+                Intent::Require(self.target()),
+                Intent::DeleteKey(Target::Path(path)),
+            ],
         )
     }
 
@@ -215,7 +221,10 @@ impl Key {
         let path = self.path.join(relative)?;
         txn::commit(
             &self.inner,
-            &[Intent::Require(self.target()), Intent::DeleteTree(Target::Path(path))],
+            &[
+                Intent::Require(self.target()),
+                Intent::DeleteTree(Target::Path(path)),
+            ],
         )
     }
 }

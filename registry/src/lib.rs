@@ -35,12 +35,12 @@ mod value;
 pub use error::{Error, Result};
 pub use history::{HistoryOp, HistoryTxn};
 pub use hivelog_index::KeyId;
+#[cfg(feature = "sim")]
+pub use hivelog_log::sim;
 pub use hivelog_log::{
     LogError, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
     SEGMENT_SIZE_MIN_BYTES, Seq, SyncPolicy, vfs,
 };
-#[cfg(feature = "sim")]
-pub use hivelog_log::sim;
 pub use key::Key;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
 pub use store::{

@@ -51,7 +51,12 @@ pub struct KeyPath {
 }
 
 /// `HKEY_CURRENT_CONFIG` is this key.
-const CURRENT_CONFIG: [&str; 4] = ["System", "CurrentControlSet", "Hardware Profiles", "Current"];
+const CURRENT_CONFIG: [&str; 4] = [
+    "System",
+    "CurrentControlSet",
+    "Hardware Profiles",
+    "Current",
+];
 
 impl KeyPath {
     /// Parses `path`, resolving Windows root names. `caller` is the principal that
@@ -67,9 +72,7 @@ impl KeyPath {
         let (hive, mut names) = resolve_root(root, caller, path)?;
         for name in parts {
             if name.is_empty() {
-                return Err(Error::EmptyKeyName {
-                    path: clip(path),
-                });
+                return Err(Error::EmptyKeyName { path: clip(path) });
             }
             check_key_name(name)?;
             names.push(name.to_string());
@@ -147,7 +150,8 @@ impl KeyPath {
 
     /// The folded path the index keys nodes by: `MACHINE\SOFTWARE\...`.
     pub fn folded(&self) -> String {
-        let mut out = String::with_capacity(self.names.iter().map(|n| n.len() + 1).sum::<usize>() + 8);
+        let mut out =
+            String::with_capacity(self.names.iter().map(|n| n.len() + 1).sum::<usize>() + 8);
         fold::fold_into(self.hive.name(), &mut out);
         for name in &self.names {
             out.push('\\');
@@ -194,9 +198,7 @@ fn resolve_root(root: &str, caller: &str, path: &str) -> Result<(Hive, Vec<Strin
             what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
         }),
         "" => Err(Error::EmptyKeyName { path: clip(path) }),
-        _ => Err(Error::UnknownHive {
-            name: clip(root),
-        }),
+        _ => Err(Error::UnknownHive { name: clip(root) }),
     }
 }
 
@@ -207,7 +209,9 @@ fn utf16_len(name: &str) -> usize {
 /// Checks a key name: 1 to KEY_NAME_MAX_CHARS characters, no backslash, no NUL.
 pub fn check_key_name(name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(Error::EmptyKeyName { path: String::new() });
+        return Err(Error::EmptyKeyName {
+            path: String::new(),
+        });
     }
     let len = utf16_len(name);
     if len > KEY_NAME_MAX_CHARS {
@@ -280,17 +284,29 @@ mod tests {
             parse("HKLM\\Software\\Vendor").unwrap().windows(),
             "HKEY_LOCAL_MACHINE\\Software\\Vendor"
         );
-        assert_eq!(parse("HKLM\\SoftWare").unwrap().folded(), "MACHINE\\SOFTWARE");
+        assert_eq!(
+            parse("HKLM\\SoftWare").unwrap().folded(),
+            "MACHINE\\SOFTWARE"
+        );
     }
 
     #[test]
     fn rejections_name_the_problem() {
         assert!(matches!(parse(""), Err(Error::EmptyPath)));
         assert!(matches!(parse("HKXX\\a"), Err(Error::UnknownHive { .. })));
-        assert!(matches!(parse("HKCR\\.txt"), Err(Error::Unsupported { .. })));
-        assert!(matches!(parse("HKLM\\\\a"), Err(Error::EmptyKeyName { .. })));
+        assert!(matches!(
+            parse("HKCR\\.txt"),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(matches!(
+            parse("HKLM\\\\a"),
+            Err(Error::EmptyKeyName { .. })
+        ));
         assert!(matches!(parse("\\HKLM"), Err(Error::EmptyKeyName { .. })));
-        assert!(matches!(parse("HKLM\\a\0b"), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            parse("HKLM\\a\0b"),
+            Err(Error::InvalidName { .. })
+        ));
         let long = "k".repeat(KEY_NAME_MAX_CHARS + 1);
         match parse(&format!("HKLM\\{long}")) {
             Err(Error::KeyNameTooLong { len, max, .. }) => {
@@ -317,7 +333,10 @@ mod tests {
     #[test]
     fn join_and_parent() {
         let base = parse("HKLM\\Software").unwrap();
-        assert_eq!(base.join("A\\B").unwrap().to_string(), "Machine\\Software\\A\\B");
+        assert_eq!(
+            base.join("A\\B").unwrap().to_string(),
+            "Machine\\Software\\A\\B"
+        );
         assert_eq!(base.join("").unwrap(), base);
         assert!(base.join("A\\\\B").is_err());
         assert_eq!(base.parent().unwrap().to_string(), "Machine");

@@ -48,7 +48,9 @@ pub(crate) fn read_record(inner: &Inner, stored: Stored) -> Result<(String, Valu
     inner
         .journal
         .with_op(stored.loc, |payload| match Op::decode(payload) {
-            Ok(Op::SetValue { name, ty, data, .. }) => Some((name.to_string(), Value::new(ty, data.to_vec()))),
+            Ok(Op::SetValue { name, ty, data, .. }) => {
+                Some((name.to_string(), Value::new(ty, data.to_vec())))
+            }
             _ => None,
         })
         .flatten()

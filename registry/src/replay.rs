@@ -106,7 +106,13 @@ impl<'a> Replayer<'a> {
         Ok(())
     }
 
-    fn create_key(&mut self, id: KeyId, parent: KeyId, name: &str, loc: Loc) -> Result<(), Rejected> {
+    fn create_key(
+        &mut self,
+        id: KeyId,
+        parent: KeyId,
+        name: &str,
+        loc: Loc,
+    ) -> Result<(), Rejected> {
         let parent_node = self.alive(parent, loc)?;
         if id == 0 || self.index.node_of(id).is_some() {
             return Err(reject(loc, format!("key id {id} is reused")));
@@ -116,7 +122,11 @@ impl<'a> Replayer<'a> {
             return Err(reject(loc, format!("{name:?} is not a hive")));
         }
         let parent_path = self.index.folded_path(parent_node);
-        let depth = if is_root { 1 } else { parent_path.matches('\\').count() + 2 };
+        let depth = if is_root {
+            1
+        } else {
+            parent_path.matches('\\').count() + 2
+        };
         if depth > DEPTH_MAX {
             return Err(reject(loc, "key deeper than DEPTH_MAX"));
         }
@@ -125,7 +135,11 @@ impl<'a> Replayer<'a> {
             path.push('\\');
         }
         path.push_str(&fold(name));
-        if self.index.find(&path).is_some_and(|node| self.index.is_alive(node)) {
+        if self
+            .index
+            .find(&path)
+            .is_some_and(|node| self.index.is_alive(node))
+        {
             return Err(reject(loc, format!("key {name:?} exists")));
         }
         self.index.create_key(parent_node, name, id);

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use hivelog_index::Index;
 use hivelog_log::vfs::{OsVfs, Vfs};
-use hivelog_log::{Journal, JournalOptions, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, Seq, SyncPolicy};
+use hivelog_log::{
+    Journal, JournalOptions, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, Seq, SyncPolicy,
+};
 
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -116,12 +118,20 @@ impl Inner {
     }
 }
 
-pub(crate) fn read_index(index: &ShardedLock<Index<Stored>>) -> ShardedLockReadGuard<'_, Index<Stored>> {
-    index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub(crate) fn read_index(
+    index: &ShardedLock<Index<Stored>>,
+) -> ShardedLockReadGuard<'_, Index<Stored>> {
+    index
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub(crate) fn write_index(index: &ShardedLock<Index<Stored>>) -> ShardedLockWriteGuard<'_, Index<Stored>> {
-    index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub(crate) fn write_index(
+    index: &ShardedLock<Index<Stored>>,
+) -> ShardedLockWriteGuard<'_, Index<Stored>> {
+    index
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A registry store. Cheap to clone; every clone is the same store.
@@ -187,7 +197,10 @@ impl Store {
         });
         let store = Store { inner };
         if !options.read_only {
-            let hives: Vec<Intent> = Hive::ALL.iter().map(|&hive| Intent::CreateHive(hive)).collect();
+            let hives: Vec<Intent> = Hive::ALL
+                .iter()
+                .map(|&hive| Intent::CreateHive(hive))
+                .collect();
             txn::commit(&store.inner, &hives)?;
         }
         Ok(store)
@@ -311,7 +324,9 @@ impl Store {
         let ops = replayer.ops;
         let live = read_index(&self.inner.index).stats(last);
         let replayed = fresh.stats(last);
-        if (live.keys, live.values, live.versions) != (replayed.keys, replayed.values, replayed.versions) {
+        if (live.keys, live.values, live.versions)
+            != (replayed.keys, replayed.values, replayed.versions)
+        {
             return Err(Error::Damaged {
                 what: format!(
                     "the index (live: {} keys, {} values; replayed: {} keys, {} values)",

@@ -59,7 +59,10 @@ mod tests {
             let stored = Stored::new(loc, ValueType::BINARY, &data);
             assert_eq!(stored.small_value(), Some(Value::binary(data)));
         }
-        assert_eq!(Stored::new(loc, ValueType::BINARY, &[0; 9]).small_value(), None);
+        assert_eq!(
+            Stored::new(loc, ValueType::BINARY, &[0; 9]).small_value(),
+            None
+        );
         assert!(std::mem::size_of::<Stored>() <= 28);
     }
 }

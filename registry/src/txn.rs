@@ -155,7 +155,12 @@ impl Transaction {
 }
 
 /// Validates a value write before it joins a transaction.
-pub(crate) fn set_value_intent(inner: &Inner, target: Target, name: &str, value: Value) -> Result<Intent> {
+pub(crate) fn set_value_intent(
+    inner: &Inner,
+    target: Target,
+    name: &str,
+    value: Value,
+) -> Result<Intent> {
     check_value_name(name)?;
     if value.data.len() > inner.value_size_max_bytes as usize {
         return Err(Error::ValueTooLarge {
@@ -286,14 +291,18 @@ impl Resolver<'_, '_> {
                         path: target.path().to_string(),
                     });
                 }
-                self.push(Op::DeleteKey { id: self.alive_id(node) })?;
+                self.push(Op::DeleteKey {
+                    id: self.alive_id(node),
+                })?;
                 self.index.delete_key(node);
                 Ok(())
             }
             Intent::DeleteTree(target) => {
                 self.not_hive_root(target)?;
                 let node = self.resolve(target)?;
-                self.push(Op::DeleteTree { id: self.alive_id(node) })?;
+                self.push(Op::DeleteTree {
+                    id: self.alive_id(node),
+                })?;
                 self.index.delete_tree(node);
                 Ok(())
             }
@@ -396,13 +405,15 @@ impl Resolver<'_, '_> {
         if let Some(name) = self.names.get(&(node, folded.to_string())) {
             return Ok(name.clone());
         }
-        self.inner.journal.with_op(stored.loc, |payload| match Op::decode(payload) {
-            Ok(Op::SetValue { name, .. }) => Some(name.to_string()),
-            _ => None,
-        })
-        .flatten()
-        .ok_or_else(|| Error::Damaged {
-            what: format!("the record of value {folded:?}"),
-        })
+        self.inner
+            .journal
+            .with_op(stored.loc, |payload| match Op::decode(payload) {
+                Ok(Op::SetValue { name, .. }) => Some(name.to_string()),
+                _ => None,
+            })
+            .flatten()
+            .ok_or_else(|| Error::Damaged {
+                what: format!("the record of value {folded:?}"),
+            })
     }
 }

@@ -49,14 +49,23 @@ impl ValueType {
         ("REG_LINK", ValueType::LINK),
         ("REG_MULTI_SZ", ValueType::MULTI_SZ),
         ("REG_RESOURCE_LIST", ValueType::RESOURCE_LIST),
-        ("REG_FULL_RESOURCE_DESCRIPTOR", ValueType::FULL_RESOURCE_DESCRIPTOR),
-        ("REG_RESOURCE_REQUIREMENTS_LIST", ValueType::RESOURCE_REQUIREMENTS_LIST),
+        (
+            "REG_FULL_RESOURCE_DESCRIPTOR",
+            ValueType::FULL_RESOURCE_DESCRIPTOR,
+        ),
+        (
+            "REG_RESOURCE_REQUIREMENTS_LIST",
+            ValueType::RESOURCE_REQUIREMENTS_LIST,
+        ),
         ("REG_QWORD", ValueType::QWORD),
     ];
 
     /// The `REG_*` name of a defined type.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMES.iter().find(|(_, t)| *t == self).map(|(n, _)| *n)
+        Self::NAMES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(n, _)| *n)
     }
 
     /// Parses a `REG_*` name (any case; `REG_DWORD_LITTLE_ENDIAN` and `REG_QWORD_LITTLE_ENDIAN`
@@ -71,7 +80,9 @@ impl ValueType {
         if let Some((_, ty)) = Self::NAMES.iter().find(|(n, _)| *n == alias) {
             return Some(*ty);
         }
-        parse_u64(&upper).and_then(|n| u32::try_from(n).ok()).map(ValueType)
+        parse_u64(&upper)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(ValueType)
     }
 
     /// Whether the data is UTF-16 text with a terminator.
@@ -171,7 +182,7 @@ impl Value {
 
     /// The data as UTF-16LE units; `None` if its length is odd.
     pub fn utf16_units(&self) -> Option<Vec<u16>> {
-        if self.data.len() % 2 != 0 {
+        if !self.data.len().is_multiple_of(2) {
             return None;
         }
         Some(
@@ -207,10 +218,12 @@ impl Value {
     /// The data as a number, for the DWORD and QWORD types.
     pub fn number(&self) -> Option<u64> {
         match (self.ty, self.data.len()) {
-            (ValueType::DWORD, 4) => Some(u64::from(u32::from_le_bytes(self.data[..4].try_into().ok()?))),
-            (ValueType::DWORD_BIG_ENDIAN, 4) => {
-                Some(u64::from(u32::from_be_bytes(self.data[..4].try_into().ok()?)))
-            }
+            (ValueType::DWORD, 4) => Some(u64::from(u32::from_le_bytes(
+                self.data[..4].try_into().ok()?,
+            ))),
+            (ValueType::DWORD_BIG_ENDIAN, 4) => Some(u64::from(u32::from_be_bytes(
+                self.data[..4].try_into().ok()?,
+            ))),
             (ValueType::QWORD, 8) => Some(u64::from_le_bytes(self.data[..8].try_into().ok()?)),
             _ => None,
         }
@@ -339,7 +352,9 @@ impl FromRegValue for u64 {
             ValueType::QWORD => value
                 .number()
                 .ok_or_else(|| bad_data(value, name, "a QWORD is 8 bytes")),
-            ValueType::DWORD | ValueType::DWORD_BIG_ENDIAN => u32::from_reg_value(value, name).map(u64::from),
+            ValueType::DWORD | ValueType::DWORD_BIG_ENDIAN => {
+                u32::from_reg_value(value, name).map(u64::from)
+            }
             _ => Err(wrong_type(value, name, "REG_QWORD")),
         }
     }
@@ -358,7 +373,9 @@ impl FromRegValue for Vec<String> {
         units
             .split(|&u| u == 0)
             .take_while(|item| !item.is_empty())
-            .map(|item| String::from_utf16(item).map_err(|_| bad_data(value, name, "invalid UTF-16")))
+            .map(|item| {
+                String::from_utf16(item).map_err(|_| bad_data(value, name, "invalid UTF-16"))
+            })
             .collect()
     }
 }
@@ -378,7 +395,10 @@ mod tests {
     fn encodings_are_what_windows_stores() {
         assert_eq!(Value::string("Hi").data, [b'H', 0, b'i', 0, 0, 0]);
         assert_eq!(Value::string("").data, [0, 0]);
-        assert_eq!(Value::multi_string(&["a", "b"]).data, [b'a', 0, 0, 0, b'b', 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Value::multi_string(&["a", "b"]).data,
+            [b'a', 0, 0, 0, b'b', 0, 0, 0, 0, 0]
+        );
         assert_eq!(Value::multi_string::<&str>(&[]).data, [0, 0]);
         assert_eq!(Value::dword(0x01020304).data, [4, 3, 2, 1]);
         assert_eq!(Value::dword_big_endian(0x01020304).data, [1, 2, 3, 4]);
@@ -400,27 +420,48 @@ mod tests {
         assert_eq!(v.multi_text_lossy().unwrap(), items);
         let v = vec![0u8, 1, 2].to_reg_value();
         assert_eq!(Vec::<u8>::from_reg_value(&v, "n").unwrap(), [0, 1, 2]);
-        assert_eq!(u32::from_reg_value(&Value::dword_big_endian(7), "n").unwrap(), 7);
+        assert_eq!(
+            u32::from_reg_value(&Value::dword_big_endian(7), "n").unwrap(),
+            7
+        );
     }
 
     #[test]
     fn conversions_refuse_the_wrong_type_or_bad_data() {
         let dword = Value::dword(1);
-        assert!(matches!(String::from_reg_value(&dword, "n"), Err(Error::WrongType { .. })));
-        assert!(matches!(u32::from_reg_value(&Value::string("1"), "n"), Err(Error::WrongType { .. })));
+        assert!(matches!(
+            String::from_reg_value(&dword, "n"),
+            Err(Error::WrongType { .. })
+        ));
+        assert!(matches!(
+            u32::from_reg_value(&Value::string("1"), "n"),
+            Err(Error::WrongType { .. })
+        ));
         let short = Value::new(ValueType::DWORD, vec![1, 2, 3]);
-        assert!(matches!(u32::from_reg_value(&short, "n"), Err(Error::BadData { .. })));
+        assert!(matches!(
+            u32::from_reg_value(&short, "n"),
+            Err(Error::BadData { .. })
+        ));
         let odd = Value::new(ValueType::SZ, vec![b'a', 0, 0]);
-        assert!(matches!(String::from_reg_value(&odd, "n"), Err(Error::BadData { .. })));
+        assert!(matches!(
+            String::from_reg_value(&odd, "n"),
+            Err(Error::BadData { .. })
+        ));
         let lone_surrogate = Value::new(ValueType::SZ, vec![0x00, 0xd8, 0, 0]);
-        assert!(matches!(String::from_reg_value(&lone_surrogate, "n"), Err(Error::BadData { .. })));
+        assert!(matches!(
+            String::from_reg_value(&lone_surrogate, "n"),
+            Err(Error::BadData { .. })
+        ));
         assert_eq!(lone_surrogate.text_lossy().unwrap(), "\u{FFFD}");
     }
 
     #[test]
     fn type_names_and_numbers() {
         assert_eq!(ValueType::parse("reg_sz"), Some(ValueType::SZ));
-        assert_eq!(ValueType::parse("REG_DWORD_LITTLE_ENDIAN"), Some(ValueType::DWORD));
+        assert_eq!(
+            ValueType::parse("REG_DWORD_LITTLE_ENDIAN"),
+            Some(ValueType::DWORD)
+        );
         assert_eq!(ValueType::parse("0x80000001"), Some(ValueType(0x8000_0001)));
         assert_eq!(ValueType::parse("42"), Some(ValueType(42)));
         assert_eq!(ValueType::parse("REG_BOGUS"), None);
