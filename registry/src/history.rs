@@ -4,7 +4,7 @@
 use hivelog_index::{Index, KeyId, LayerId};
 use hivelog_log::{Rejected, Seq};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::op::Op;
 use crate::store::{Store, read_index};
 use crate::stored::Stored;
@@ -114,16 +114,17 @@ fn describe(index: &Index<Stored>, op: Op<'_>, seq: Seq) -> HistoryOp {
 
 impl Store {
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
-    /// in order, verifying each record as it is read.
-    pub fn history(
+    /// in order, verifying each record as it is read. An error from `visit` stops the walk
+    /// and is returned as it is.
+    pub fn history<E: From<Error>>(
         &self,
         from: Seq,
         to: Seq,
-        visit: &mut dyn FnMut(HistoryTxn) -> Result<()>,
-    ) -> Result<()> {
+        visit: &mut dyn FnMut(HistoryTxn) -> Result<(), E>,
+    ) -> Result<(), E> {
         let inner = self.inner();
         let to = to.min(inner.visible());
-        let mut stopped: Option<Error> = None;
+        let mut stopped: Option<E> = None;
         let scanned = inner.journal.for_each_txn(from, to, &mut |txn| {
             let ops = {
                 let index = read_index(&inner.index);
@@ -143,14 +144,13 @@ impl Store {
                 ops,
             };
             visit(entry).map_err(|error| {
-                let reason = error.to_string();
                 stopped = Some(error);
-                Rejected(reason)
+                Rejected("stopped by the caller".into())
             })
         });
-        match (stopped, scanned) {
-            (Some(error), _) => Err(error),
-            (None, result) => Ok(result?),
+        match stopped {
+            Some(error) => Err(error),
+            None => scanned.map_err(|error| E::from(Error::from(error))),
         }
     }
 }

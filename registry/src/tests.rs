@@ -404,7 +404,7 @@ fn history_names_keys_by_their_paths_at_the_time() {
     let gone = store.delete_tree(r"HKLM\Software").unwrap();
     let mut seen = Vec::new();
     store
-        .history(set, gone, &mut |txn| {
+        .history::<Error>(set, gone, &mut |txn| {
             seen.push(txn);
             Ok(())
         })

@@ -1,0 +1,64 @@
+//! What the benchmark reports about the machine, and how it reads memory and disk use.
+
+use std::path::Path;
+
+/// CPU model, cores, and the file system holding `dir`.
+pub(crate) fn describe(dir: &Path) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (fs, mount) = file_system(dir).unwrap_or_else(|| ("unknown".into(), "?".into()));
+    format!("{cpu}, {cores} cores, {fs} file system (mounted at {mount})")
+}
+
+/// The type and mount point of the file system holding `dir`, from /proc/mounts.
+fn file_system(dir: &Path) -> Option<(String, String)> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let mount = fields.next()?;
+            let fs = fields.next()?;
+            dir.starts_with(mount)
+                .then(|| (fs.to_string(), mount.to_string()))
+        })
+        .max_by_key(|(_, mount)| mount.len())
+}
+
+/// Resident set size of this process.
+pub(crate) fn rss_bytes() -> u64 {
+    // statm: size resident shared text lib data dt, in pages.
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// Bytes allocated on disk below `dir`, as `du` counts them.
+pub(crate) fn disk_usage(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            disk_usage(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}

@@ -1,0 +1,340 @@
+//! The commands other than `bench`.
+
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hivelog::{HistoryOp, HistoryTxn, Key, Store, Value, ValueType};
+use serde_json::json;
+
+use crate::format::{display_name, json_value, parse_data, reg_data, type_name};
+use crate::store_dir::{Failure, fail, open_read, open_write};
+use crate::{AddArgs, DeleteArgs, LogArgs, QueryArgs};
+
+type Out = BufWriter<io::StdoutLock<'static>>;
+
+fn stdout() -> Out {
+    BufWriter::new(io::stdout().lock())
+}
+
+pub(crate) fn init(dir: &Path) -> Result<(), Failure> {
+    let store = open_write(dir)?;
+    println!(
+        "store at {} (sequence number {})",
+        dir.display(),
+        store.seq()
+    );
+    Ok(store.close()?)
+}
+
+pub(crate) fn add(dir: &Path, args: &AddArgs) -> Result<(), Failure> {
+    let ty = match &args.ty {
+        Some(text) => ValueType::parse(text).ok_or_else(|| {
+            fail(format!(
+                "unknown value type {text:?} (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ, REG_DWORD, \
+                 REG_DWORD_BIG_ENDIAN, REG_QWORD, REG_BINARY, REG_NONE, or a number)"
+            ))
+        })?,
+        None => ValueType::SZ,
+    };
+    let sets_value = args.value.is_some() || args.ve || args.ty.is_some() || args.data.is_some();
+    // Validate everything before the store is opened (or created).
+    let value = parse_data(ty, args.data.as_deref(), &args.separator)?;
+    let store = open_write(dir)?;
+    let mut tx = store.transaction();
+    tx.create_key(&args.key)?;
+    if sets_value {
+        let name = args.value.as_deref().unwrap_or("");
+        tx.set_value(&args.key, name, &value)?;
+    }
+    tx.commit()?;
+    Ok(store.close()?)
+}
+
+pub(crate) fn delete(dir: &Path, args: &DeleteArgs) -> Result<(), Failure> {
+    let store = open_write(dir)?;
+    let mut tx = store.transaction();
+    if let Some(name) = &args.value {
+        tx.delete_value(&args.key, name)?;
+    } else if args.ve {
+        tx.delete_value(&args.key, "")?;
+    } else if args.va {
+        for (name, _) in store.open_key(&args.key)?.enum_values()? {
+            tx.delete_value(&args.key, &name)?;
+        }
+        // A key without values still has to exist.
+        store.open_key(&args.key)?;
+    } else {
+        tx.delete_tree(&args.key)?;
+    }
+    tx.commit()?;
+    Ok(store.close()?)
+}
+
+pub(crate) fn seq(dir: &Path) -> Result<(), Failure> {
+    println!("{}", open_read(dir)?.seq());
+    Ok(())
+}
+
+pub(crate) fn query(dir: &Path, args: &QueryArgs) -> Result<(), Failure> {
+    let store = open_read(dir)?;
+    let view = match args.at_seq {
+        Some(seq) => store.snapshot_at(seq)?,
+        None => store.snapshot(),
+    };
+    let key = view.open_key(&args.key)?;
+    let only = args.value.as_deref().or(args.ve.then_some(""));
+    let mut out = stdout();
+    if args.json {
+        query_json(&key, only, args.recurse, view.seq(), &mut out)?;
+    } else {
+        match (only, args.recurse) {
+            (Some(name), false) => {
+                let value = key.get_raw_value(name)?;
+                writeln!(out, "\n{}", key.path().windows())?;
+                print_value(&mut out, name, &value)?;
+                writeln!(out)?;
+            }
+            (Some(name), true) => {
+                let mut found = 0;
+                search(&key, name, &mut found, &mut out)?;
+                writeln!(out, "End of search: {found} match(es) found.")?;
+            }
+            (None, recurse) => print_key(&key, recurse, &mut out)?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_value(out: &mut Out, name: &str, value: &Value) -> io::Result<()> {
+    writeln!(
+        out,
+        "    {}    {}    {}",
+        display_name(name),
+        type_name(value.ty),
+        reg_data(value)
+    )
+}
+
+/// `reg query KEY` and `reg query KEY /s`.
+fn print_key(key: &Key, recurse: bool, out: &mut Out) -> Result<(), Failure> {
+    writeln!(out, "\n{}", key.path().windows())?;
+    for (name, value) in key.enum_values()? {
+        print_value(out, &name, &value)?;
+    }
+    let subkeys = key.enum_keys()?;
+    if recurse {
+        for name in subkeys {
+            print_key(&key.open_subkey(&name)?, true, out)?;
+        }
+    } else {
+        if !subkeys.is_empty() {
+            writeln!(out)?;
+        }
+        for name in subkeys {
+            writeln!(out, "{}\\{name}", key.path().windows())?;
+        }
+    }
+    Ok(())
+}
+
+/// `reg query KEY /v NAME /s`: every key of the subtree that has the value.
+fn search(key: &Key, name: &str, found: &mut u64, out: &mut Out) -> Result<(), Failure> {
+    match key.get_raw_value(name) {
+        Ok(value) => {
+            *found += 1;
+            writeln!(out, "\n{}", key.path().windows())?;
+            print_value(out, name, &value)?;
+        }
+        Err(hivelog::Error::ValueNotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    for sub in key.enum_keys()? {
+        search(&key.open_subkey(&sub)?, name, found, out)?;
+    }
+    Ok(())
+}
+
+fn query_json(
+    key: &Key,
+    only: Option<&str>,
+    recurse: bool,
+    seq: u64,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    let mut keys = Vec::new();
+    collect_json(key, only, recurse, &mut keys)?;
+    let document = json!({ "seq": seq, "keys": keys });
+    serde_json::to_writer_pretty(&mut *out, &document).map_err(|e| fail(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn collect_json(
+    key: &Key,
+    only: Option<&str>,
+    recurse: bool,
+    keys: &mut Vec<serde_json::Value>,
+) -> Result<(), Failure> {
+    let values: Vec<serde_json::Value> = match only {
+        Some(name) => match key.get_raw_value(name) {
+            Ok(value) => vec![json_value(name, &value)],
+            Err(hivelog::Error::ValueNotFound { .. }) if recurse => Vec::new(),
+            Err(error) => return Err(error.into()),
+        },
+        None => key
+            .enum_values()?
+            .iter()
+            .map(|(name, value)| json_value(name, value))
+            .collect(),
+    };
+    let subkeys = key.enum_keys()?;
+    if only.is_none() || !values.is_empty() {
+        keys.push(json!({
+            "path": key.path().windows(),
+            "values": values,
+            "subkeys": subkeys,
+        }));
+    }
+    if recurse {
+        for name in subkeys {
+            collect_json(&key.open_subkey(&name)?, only, true, keys)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn log(dir: &Path, args: &LogArgs) -> Result<(), Failure> {
+    let store = open_read(dir)?;
+    let to = args.to.unwrap_or(u64::MAX);
+    let mut out = stdout();
+    store.history::<Failure>(args.from, to, &mut |txn| {
+        if args.json {
+            serde_json::to_writer(&mut out, &txn_json(&txn)).map_err(|e| fail(e.to_string()))?;
+            writeln!(out)?;
+        } else {
+            print_txn(&mut out, &txn)?;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
+fn rfc3339(unix_nanos: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).unwrap_or(0));
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+fn print_txn(out: &mut Out, txn: &HistoryTxn) -> io::Result<()> {
+    writeln!(
+        out,
+        "seq {}  {}  {}",
+        txn.seq,
+        rfc3339(txn.time_unix_nanos),
+        txn.principal
+    )?;
+    for op in &txn.ops {
+        match op {
+            HistoryOp::CreateKey { path } => writeln!(out, "  create key    {path}")?,
+            HistoryOp::DeleteKey { path } => writeln!(out, "  delete key    {path}")?,
+            HistoryOp::DeleteTree { path } => writeln!(out, "  delete tree   {path}")?,
+            HistoryOp::ClearSubtree { path } => writeln!(out, "  clear subtree {path}")?,
+            HistoryOp::SetValue {
+                path, name, value, ..
+            } => writeln!(
+                out,
+                "  set value     {path}    {}    {}    {}",
+                display_name(name),
+                type_name(value.ty),
+                reg_data(value)
+            )?,
+            HistoryOp::DeleteValue { path, name, .. } => {
+                writeln!(out, "  delete value  {path}    {}", display_name(name))?
+            }
+        }
+    }
+    Ok(())
+}
+
+fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
+    let ops: Vec<serde_json::Value> = txn
+        .ops
+        .iter()
+        .map(|op| match op {
+            HistoryOp::CreateKey { path } => json!({ "op": "create_key", "path": path }),
+            HistoryOp::DeleteKey { path } => json!({ "op": "delete_key", "path": path }),
+            HistoryOp::DeleteTree { path } => json!({ "op": "delete_tree", "path": path }),
+            HistoryOp::ClearSubtree { path } => json!({ "op": "clear_subtree", "path": path }),
+            HistoryOp::SetValue {
+                path,
+                layer,
+                name,
+                value,
+            } => json!({ "op": "set_value", "path": path, "layer": layer, "value": json_value(name, value) }),
+            HistoryOp::DeleteValue { path, layer, name } => {
+                json!({ "op": "delete_value", "path": path, "layer": layer, "name": name })
+            }
+        })
+        .collect();
+    json!({
+        "seq": txn.seq,
+        "time": rfc3339(txn.time_unix_nanos),
+        "time_unix_nanos": txn.time_unix_nanos,
+        "principal": txn.principal,
+        "ops": ops,
+    })
+}
+
+pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
+    // Opening verifies every record; verify() reads everything again and replays it into a
+    // fresh index to compare with the one the open built.
+    let store = open_read(dir)?;
+    let report = store.verify()?;
+    if let Some(torn) = &store.recovery_report().torn_tail {
+        println!("note: {torn}; it was never acknowledged and is cut at the next write");
+    }
+    if let Some(segment) = &store.recovery_report().torn_segment {
+        println!(
+            "note: segment {segment} was never completely created and is removed at the next write"
+        );
+    }
+    println!(
+        "ok: {} transactions, {} records, {} segments, last sequence number {}",
+        report.transactions, report.ops, report.segments, report.last_seq
+    );
+    Ok(())
+}
+
+pub(crate) fn stats(dir: &Path, json: bool) -> Result<(), Failure> {
+    let store = open_read(dir)?;
+    print_stats(&store, json)
+}
+
+fn print_stats(store: &Store, as_json: bool) -> Result<(), Failure> {
+    let stats = store.stats();
+    if as_json {
+        let document = json!({
+            "seq": stats.seq,
+            "keys": stats.keys,
+            "values": stats.values,
+            "versions": stats.versions,
+            "segments": stats.segments,
+            "journal_bytes": stats.journal_bytes,
+            "disk_bytes": stats.disk_bytes,
+            "index_memory_bytes": stats.index_memory_bytes,
+        });
+        println!("{document}");
+    } else {
+        println!("sequence number     {}", stats.seq);
+        println!("keys                {}", stats.keys);
+        println!("values              {}", stats.values);
+        println!("value versions      {}", stats.versions);
+        println!("segments            {}", stats.segments);
+        println!("journal bytes       {}", stats.journal_bytes);
+        println!("bytes on disk       {}", stats.disk_bytes);
+        println!("index memory bytes  {}", stats.index_memory_bytes);
+    }
+    Ok(())
+}
