@@ -271,7 +271,13 @@ impl<V: Copy> Index<V> {
         match self.node(node).slot(name, layer) {
             Some(slot) => self.push_version(node, slot, version),
             None => {
-                self.node_mut(node).values.push(Slot {
+                let values = &mut self.node_mut(node).values;
+                if values.len() == values.capacity() {
+                    // Grow by half, not double: a key's values are written once and kept,
+                    // so the slack of doubling would be memory held for good.
+                    values.reserve_exact(values.len() / 2 + 2);
+                }
+                values.push(Slot {
                     name,
                     layer,
                     chain: Chain::new(version),

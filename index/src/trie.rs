@@ -364,7 +364,9 @@ impl<V: Copy> Index<V> {
             memory += node.children.len() * (std::mem::size_of::<(ChildKey, NodeId)>() + 16);
             for slot in &node.values {
                 stats.versions += slot.chain.len() as u64;
-                memory += (slot.chain.len() - 1) * std::mem::size_of::<Version<V>>();
+                if slot.chain.len() > 1 {
+                    memory += 24 + (slot.chain.len() - 1) * std::mem::size_of::<Version<V>>();
+                }
                 if slot.chain.at(at).is_some_and(|v| v.value.is_some()) {
                     stats.values += 1;
                 }

@@ -5,16 +5,29 @@
 //! sync covered. Committers that arrive while it syncs queue behind it and the next leader syncs
 //! for all of them at once, so N concurrent committers cost about one sync per round instead of
 //! N. Appending never waits for a sync: the writer lock is not held here.
+//!
+//! A leader gathers before it syncs: committers woken by the previous sync need a moment to
+//! append their next transaction, and a leader that syncs at once covers only itself, leaving
+//! the rest for the sync after (batches alternate 1, N-1). So when the previous sync covered
+//! several commits, the leader waits until as many are pending again, or for half a sync's
+//! time at most (GATHER_MAX_MICROS caps it). A lone committer never waits: its previous batch
+//! was one.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::LogError;
 use crate::segment::Segment;
 use crate::{Seq, lock};
 
+/// Longest a leader waits for more committers before it syncs.
+const GATHER_MAX_MICROS: u64 = 1000;
+
 pub(crate) struct GroupCommit {
     state: Mutex<SyncState>,
     synced: Condvar,
+    /// Signalled when a commit is appended while a leader gathers.
+    appended: Condvar,
 }
 
 struct SyncState {
@@ -25,6 +38,11 @@ struct SyncState {
     /// Last transaction known durable.
     durable: Seq,
     leader_syncing: bool,
+    leader_gathering: bool,
+    /// Commits the last sync covered.
+    last_batch: u64,
+    /// Moving average of a sync's duration.
+    sync_micros: u64,
     /// Set when a sync failed: nothing later can be promised durable.
     failure: Option<String>,
 }
@@ -39,9 +57,13 @@ impl GroupCommit {
                 written_end: 0,
                 durable,
                 leader_syncing: false,
+                leader_gathering: false,
+                last_batch: 1,
+                sync_micros: 0,
                 failure: None,
             }),
             synced: Condvar::new(),
+            appended: Condvar::new(),
         }
     }
 
@@ -64,6 +86,9 @@ impl GroupCommit {
             .is_some_and(|current| Arc::ptr_eq(current, segment));
         if !same {
             state.written_segment = Some(segment.clone());
+        }
+        if state.leader_gathering {
+            self.appended.notify_one();
         }
     }
 
@@ -120,24 +145,56 @@ impl GroupCommit {
         self.wait_durable(written)
     }
 
+    /// Waits (briefly) for as many pending commits as the last sync covered.
+    fn gather<'a>(&'a self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        let expected = state.last_batch;
+        if expected <= 1 {
+            return state;
+        }
+        let wait = Duration::from_micros((state.sync_micros / 2).min(GATHER_MAX_MICROS));
+        let deadline = Instant::now() + wait;
+        state.leader_gathering = true;
+        while state.written - state.durable < expected {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .appended
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        state.leader_gathering = false;
+        state
+    }
+
     /// Syncs everything written so far, with the state unlocked during the sync.
     fn lead<'a>(&'a self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        state.leader_syncing = true;
+        state = self.gather(state);
         let target = state.written;
         let end = state.written_end;
         let Some(segment) = state.written_segment.clone() else {
             // Nothing was appended since open: everything written is already durable.
             state.durable = state.durable.max(target);
+            state.leader_syncing = false;
             return state;
         };
-        state.leader_syncing = true;
         drop(state);
         // Earlier segments were synced when they were sealed, so syncing the one holding the
         // newest transaction makes everything through `target` durable.
+        let started = Instant::now();
         let result = segment.sync(end);
+        let took = started.elapsed().as_micros() as u64;
         let mut state = self.state();
         state.leader_syncing = false;
         match result {
-            Ok(()) => state.durable = state.durable.max(target),
+            Ok(()) => {
+                state.last_batch = target.saturating_sub(state.durable).max(1);
+                state.sync_micros = (state.sync_micros * 7 + took) / 8;
+                state.durable = state.durable.max(target);
+            }
             Err(error) => {
                 // After a failed fdatasync the kernel may have dropped the dirty pages: what is
                 // on disk is unknown, so refuse to promise anything again (fsyncgate).

@@ -29,6 +29,8 @@ struct State {
     locks: HashMap<PathBuf, LockHolders>,
     power_off: bool,
     syncs: u64,
+    /// How long a sync takes, as a real device's would.
+    sync_latency: std::time::Duration,
 }
 
 #[derive(Clone, Copy)]
@@ -109,6 +111,10 @@ impl MappedFile for SimMapped {
     }
 
     fn sync(&self, written_end: u64) -> io::Result<()> {
+        let latency = self.vfs.state().sync_latency;
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
         let mut state = self.vfs.state();
         if state.power_off {
             return Err(power_off());
@@ -164,6 +170,12 @@ impl SimVfs {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// Makes every file sync take `latency`, as a device's flush does, so that concurrent
+    /// committers overlap as they would on a disk.
+    pub fn set_sync_latency(&self, latency: std::time::Duration) {
+        self.state().sync_latency = latency;
     }
 
     /// Turns the power off. Every later sync on this file system fails. Returns the file system

@@ -77,6 +77,21 @@ impl<'j> TxnBuilder<'j> {
         })
     }
 
+    /// The payload of an Op record pushed earlier in this transaction, by the location `push`
+    /// returned; `None` if `loc` is not one of them.
+    pub fn pushed(&self, loc: Loc) -> Option<&[u8]> {
+        let writer = &*self.writer;
+        let active = writer.active.as_ref()?;
+        if u64::from(loc.segment) != active.number() {
+            return None;
+        }
+        let start = u64::from(loc.offset).checked_sub(writer.tail)? as usize;
+        let body = start + frame::HEADER_BYTES as usize;
+        writer
+            .buf
+            .get(body + frame::BODY_PREFIX_BYTES..body + loc.len as usize)
+    }
+
     /// Whether what was pushed fits in the active segment.
     pub fn fits(&self) -> bool {
         let writer = &*self.writer;

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use hivelog_index::fold::fold;
 use hivelog_index::{Index, KeyId, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
 use crate::path::{KeyPath, check_value_name};
-use crate::reader::{read_record, read_value};
+use crate::reader::{read_record, read_value, value_at};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
 use crate::txn::{self, BASE, Intent, Target, set_value_intent};
@@ -23,7 +22,7 @@ use crate::value::{FromRegValue, ToRegValue, Value};
 #[derive(Clone)]
 pub struct Key {
     inner: Arc<Inner>,
-    path: KeyPath,
+    path: Arc<KeyPath>,
     id: KeyId,
     node: NodeId,
     at: Option<Seq>,
@@ -45,7 +44,7 @@ impl Key {
         let (id, node) = {
             let index = read_index(&inner.index);
             let key = index
-                .key_by_path(&path.folded(), seq)
+                .key_by_path(path.folded(), seq)
                 .ok_or_else(|| Error::KeyNotFound {
                     path: path.to_string(),
                 })?;
@@ -53,7 +52,7 @@ impl Key {
         };
         Ok(Key {
             inner,
-            path,
+            path: Arc::new(path),
             id,
             node,
             at,
@@ -114,7 +113,7 @@ impl Key {
         let stored = {
             let index = read_index(&self.inner.index);
             self.check(&index, seq)?;
-            index.value_at(self.node, BASE, &fold(name), seq)
+            value_at(&index, self.node, name, seq)
         };
         let stored = stored.ok_or_else(|| Error::ValueNotFound {
             path: self.path.to_string(),
@@ -171,7 +170,7 @@ impl Key {
             &self.inner,
             &[
                 Intent::Require(self.target()),
-                Intent::CreateKey(path.clone()),
+                Intent::CreateKey(Arc::new(path.clone())),
             ],
         )?;
         Key::open(self.inner.clone(), path, None)
@@ -210,7 +209,7 @@ impl Key {
             &self.inner,
             &[
                 Intent::Require(self.target()),
-                Intent::DeleteKey(Target::Path(path)),
+                Intent::DeleteKey(Target::Path(Arc::new(path))),
             ],
         )
     }
@@ -223,7 +222,7 @@ impl Key {
             &self.inner,
             &[
                 Intent::Require(self.target()),
-                Intent::DeleteTree(Target::Path(path)),
+                Intent::DeleteTree(Target::Path(Arc::new(path))),
             ],
         )
     }

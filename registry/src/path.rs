@@ -43,11 +43,16 @@ impl Hive {
     }
 }
 
-/// A validated path to a key: a hive and the names below it, as written (case preserved).
+/// A validated path to a key: a hive and the names below it, as written (case preserved),
+/// with its folded form (what the index keys nodes by) computed once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyPath {
     hive: Hive,
-    names: Vec<String>,
+    /// The names below the hive joined by `\\` ("" for a hive root).
+    names: String,
+    /// `MACHINE\\SOFTWARE\\...`: hive and names, folded.
+    folded: String,
+    depth: usize,
 }
 
 /// `HKEY_CURRENT_CONFIG` is this key.
@@ -58,47 +63,114 @@ const CURRENT_CONFIG: [&str; 4] = [
     "Current",
 ];
 
+/// Resolves the root of `path` and hands every name below the hive (those a root alias
+/// implies, then those written) to `visit`, checking each name and the depth. The one
+/// place where path syntax and limits are enforced.
+fn walk(path: &str, caller: &str, mut visit: impl FnMut(&str)) -> Result<Hive> {
+    // `reg` accepts one trailing backslash.
+    let trimmed = path.strip_suffix('\\').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Err(Error::EmptyPath);
+    }
+    let mut parts = trimmed.split('\\');
+    let root = parts.next().unwrap_or_default();
+    let is = |aliases: &[&str]| aliases.iter().any(|alias| root.eq_ignore_ascii_case(alias));
+    // (hive, the user's own key under it for HKCU, the names HKCC implies)
+    let (hive, user, implied): (Hive, Option<&str>, &[&str]) =
+        if is(&["MACHINE", "HKEY_LOCAL_MACHINE", "HKLM"]) {
+            (Hive::Machine, None, &[])
+        } else if is(&["USERS", "HKEY_USERS", "HKU"]) {
+            (Hive::Users, None, &[])
+        } else if is(&["HKEY_CURRENT_USER", "HKCU"]) {
+            check_key_name(caller)?;
+            (Hive::Users, Some(caller), &[])
+        } else if is(&["HKEY_CURRENT_CONFIG", "HKCC"]) {
+            (Hive::Machine, None, &CURRENT_CONFIG)
+        } else if is(&["HKEY_CLASSES_ROOT", "HKCR"]) {
+            return Err(Error::Unsupported {
+                what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
+            });
+        } else if root.is_empty() {
+            return Err(Error::EmptyKeyName { path: clip(path) });
+        } else {
+            return Err(Error::UnknownHive { name: clip(root) });
+        };
+    let mut depth = 1;
+    for name in user.into_iter().chain(implied.iter().copied()) {
+        visit(name);
+        depth += 1;
+    }
+    for name in parts {
+        if name.is_empty() {
+            return Err(Error::EmptyKeyName { path: clip(path) });
+        }
+        check_key_name(name)?;
+        depth += 1;
+        if depth > DEPTH_MAX {
+            return Err(Error::TooDeep {
+                path: clip(path),
+                depth: trimmed.split('\\').count() + usize::from(user.is_some()) + implied.len(),
+                max: DEPTH_MAX,
+            });
+        }
+        visit(name);
+    }
+    Ok(hive)
+}
+
+/// Folds `path` into `out` (`MACHINE\\SOFTWARE\\...`) with every check `KeyPath::parse` makes,
+/// without allocating: the point-read path.
+pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()> {
+    let start = out.len();
+    out.push('_'); // placeholder for the hive, known only after the walk
+    let hive = walk(path, caller, |name| {
+        out.push('\\');
+        fold::fold_into(name, out);
+    })?;
+    out.replace_range(start..start + 1, folded_hive(hive));
+    Ok(())
+}
+
+fn folded_hive(hive: Hive) -> &'static str {
+    match hive {
+        Hive::Machine => "MACHINE",
+        Hive::Users => "USERS",
+    }
+}
+
 impl KeyPath {
     /// Parses `path`, resolving Windows root names. `caller` is the principal that
-    /// `HKEY_CURRENT_USER` stands for (`Users\<caller>`).
+    /// `HKEY_CURRENT_USER` stands for (`Users\\<caller>`).
     pub fn parse(path: &str, caller: &str) -> Result<KeyPath> {
-        // `reg` accepts one trailing backslash.
-        let trimmed = path.strip_suffix('\\').unwrap_or(path);
-        if trimmed.is_empty() {
-            return Err(Error::EmptyPath);
-        }
-        let mut parts = trimmed.split('\\');
-        let root = parts.next().unwrap_or_default();
-        let (hive, mut names) = resolve_root(root, caller, path)?;
-        for name in parts {
-            if name.is_empty() {
-                return Err(Error::EmptyKeyName { path: clip(path) });
+        let mut names = String::with_capacity(path.len());
+        let mut folded = String::with_capacity(path.len() + 8);
+        let mut depth = 1;
+        let hive = walk(path, caller, |name| {
+            if !names.is_empty() {
+                names.push('\\');
             }
-            check_key_name(name)?;
-            names.push(name.to_string());
-        }
-        let key = KeyPath { hive, names };
-        key.check_depth()?;
-        Ok(key)
+            names.push_str(name);
+            folded.push('\\');
+            fold::fold_into(name, &mut folded);
+            depth += 1;
+        })?;
+        folded.insert_str(0, folded_hive(hive));
+        Ok(KeyPath {
+            hive,
+            names,
+            folded,
+            depth,
+        })
     }
 
     /// The root key of a hive.
     pub fn hive_root(hive: Hive) -> KeyPath {
         KeyPath {
             hive,
-            names: Vec::new(),
+            names: String::new(),
+            folded: folded_hive(hive).to_string(),
+            depth: 1,
         }
-    }
-
-    fn check_depth(&self) -> Result<()> {
-        if self.depth() > DEPTH_MAX {
-            return Err(Error::TooDeep {
-                path: clip(&self.to_string()),
-                depth: self.depth(),
-                max: DEPTH_MAX,
-            });
-        }
-        Ok(())
     }
 
     /// The hive.
@@ -107,98 +179,72 @@ impl KeyPath {
     }
 
     /// Names below the hive, as written.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.names.split('\\').filter(|name| !name.is_empty())
     }
 
     /// Levels, the hive counting as one.
     pub fn depth(&self) -> usize {
-        1 + self.names.len()
+        self.depth
     }
 
     /// Whether this is a hive's root key.
     pub fn is_hive_root(&self) -> bool {
-        self.names.is_empty()
+        self.depth == 1
     }
 
-    /// This path followed by a relative path (`a\b`; empty means this key).
+    /// The folded path the index keys nodes by: `MACHINE\\SOFTWARE\\...`.
+    pub fn folded(&self) -> &str {
+        &self.folded
+    }
+
+    /// This path followed by a relative path (`a\\b`; empty means this key).
     pub fn join(&self, relative: &str) -> Result<KeyPath> {
-        let mut key = self.clone();
         let relative = relative.strip_suffix('\\').unwrap_or(relative);
         if relative.is_empty() {
-            return Ok(key);
+            return Ok(self.clone());
         }
-        for name in relative.split('\\') {
-            if name.is_empty() {
-                return Err(Error::EmptyKeyName {
-                    path: clip(relative),
-                });
-            }
-            check_key_name(name)?;
-            key.names.push(name.to_string());
-        }
-        key.check_depth()?;
-        Ok(key)
+        KeyPath::parse(&format!("{self}\\{relative}"), "")
     }
 
     /// The parent key, `None` for a hive root.
     pub fn parent(&self) -> Option<KeyPath> {
-        let mut parent = self.clone();
-        parent.names.pop()?;
-        Some(parent)
-    }
-
-    /// The folded path the index keys nodes by: `MACHINE\SOFTWARE\...`.
-    pub fn folded(&self) -> String {
-        let mut out =
-            String::with_capacity(self.names.iter().map(|n| n.len() + 1).sum::<usize>() + 8);
-        fold::fold_into(self.hive.name(), &mut out);
-        for name in &self.names {
-            out.push('\\');
-            fold::fold_into(name, &mut out);
+        if self.is_hive_root() {
+            return None;
         }
-        out
+        let names = self
+            .names
+            .rsplit_once('\\')
+            .map_or("", |(parent, _)| parent);
+        let folded = self
+            .folded
+            .rsplit_once('\\')
+            .map_or("", |(parent, _)| parent);
+        Some(KeyPath {
+            hive: self.hive,
+            names: names.to_string(),
+            folded: folded.to_string(),
+            depth: self.depth - 1,
+        })
     }
 
-    /// The path with the Windows root name (`HKEY_LOCAL_MACHINE\...`), as `reg` prints it.
+    /// The path with the Windows root name (`HKEY_LOCAL_MACHINE\\...`), as `reg` prints it.
     pub fn windows(&self) -> String {
-        let mut out = self.hive.windows_name().to_string();
-        for name in &self.names {
-            out.push('\\');
-            out.push_str(name);
+        self.with_root(self.hive.windows_name())
+    }
+
+    fn with_root(&self, root: &str) -> String {
+        if self.names.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}\\{}", self.names)
         }
-        out
     }
 }
 
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.hive.name())?;
-        for name in &self.names {
-            write!(f, "\\{name}")?;
-        }
-        Ok(())
-    }
-}
-
-fn resolve_root(root: &str, caller: &str, path: &str) -> Result<(Hive, Vec<String>)> {
-    let upper = root.to_ascii_uppercase();
-    match upper.as_str() {
-        "MACHINE" | "HKEY_LOCAL_MACHINE" | "HKLM" => Ok((Hive::Machine, Vec::new())),
-        "USERS" | "HKEY_USERS" | "HKU" => Ok((Hive::Users, Vec::new())),
-        "HKEY_CURRENT_USER" | "HKCU" => {
-            check_key_name(caller)?;
-            Ok((Hive::Users, vec![caller.to_string()]))
-        }
-        "HKEY_CURRENT_CONFIG" | "HKCC" => Ok((
-            Hive::Machine,
-            CURRENT_CONFIG.iter().map(|s| s.to_string()).collect(),
-        )),
-        "HKEY_CLASSES_ROOT" | "HKCR" => Err(Error::Unsupported {
-            what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
-        }),
-        "" => Err(Error::EmptyKeyName { path: clip(path) }),
-        _ => Err(Error::UnknownHive { name: clip(root) }),
+        f.write_str(&self.with_root(self.hive.name()))
     }
 }
 

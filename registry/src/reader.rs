@@ -2,36 +2,63 @@
 //! of the journal's map (after releasing it). Reads never wait on journal I/O and never block
 //! other readers.
 
-use hivelog_index::fold::fold;
+use std::cell::RefCell;
+
+use hivelog_index::fold::fold_into;
+use hivelog_index::{Index, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::path::{KeyPath, check_value_name};
+use crate::path::{KeyPath, check_value_name, fold_path};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
 use crate::txn::BASE;
 use crate::value::Value;
 
+thread_local! {
+    /// Scratch space for folding a path and a value name: a point read allocates nothing
+    /// but its result.
+    static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
 /// Value `name` of the key at `path`, as of `at`.
 pub(crate) fn get_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> Result<Value> {
-    let key = KeyPath::parse(path, &inner.principal)?;
-    check_value_name(name)?;
-    let folded = key.folded();
-    let stored = {
+    let stored = SCRATCH.with(|scratch| {
+        let (folded_path, folded_name) = &mut *scratch.borrow_mut();
+        folded_path.clear();
+        folded_name.clear();
+        fold_path(path, &inner.principal, folded_path)?;
+        check_value_name(name)?;
+        fold_into(name, folded_name);
         let index = read_index(&inner.index);
-        let found = index
-            .key_by_path(&folded, at)
-            .ok_or_else(|| Error::KeyNotFound {
-                path: key.to_string(),
-            })?;
-        index.value_at(found.node, BASE, &fold(name), at)
-    };
+        let Some(key) = index.key_by_path(folded_path, at) else {
+            return Err(Error::KeyNotFound {
+                path: display(inner, path),
+            });
+        };
+        Ok(index.value_at(key.node, BASE, folded_name, at))
+    })?;
     let stored = stored.ok_or_else(|| Error::ValueNotFound {
-        path: key.to_string(),
+        path: display(inner, path),
         name: name.to_string(),
     })?;
     read_value(inner, stored)
+}
+
+/// Value `folded_name` of the key at `node` as of `at`, folding the name in scratch space.
+pub(crate) fn value_at(index: &Index<Stored>, node: NodeId, name: &str, at: Seq) -> Option<Stored> {
+    SCRATCH.with(|scratch| {
+        let (_, folded_name) = &mut *scratch.borrow_mut();
+        folded_name.clear();
+        fold_into(name, folded_name);
+        index.value_at(node, BASE, folded_name, at)
+    })
+}
+
+/// A path as error messages show it (the slow path: only when a read fails).
+fn display(inner: &Inner, path: &str) -> String {
+    KeyPath::parse(path, &inner.principal).map_or_else(|_| path.to_string(), |key| key.to_string())
 }
 
 /// The data of a stored value: inline if small, else from its journal record.

@@ -233,7 +233,7 @@ impl Store {
     /// Creates the key at `path` and any missing parents; opens it if it exists.
     pub fn create_key(&self, path: &str) -> Result<Key> {
         let path = self.parse(path)?;
-        txn::commit(&self.inner, &[Intent::CreateKey(path.clone())])?;
+        txn::commit(&self.inner, &[Intent::CreateKey(Arc::new(path.clone()))])?;
         Key::open(self.inner.clone(), path, None)
     }
 

@@ -6,7 +6,6 @@
 //! applied to the index in order, so later intents see earlier ones. Any failure undoes the
 //! index changes and writes nothing; the store is as it was.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -28,9 +27,9 @@ pub(crate) const BASE: LayerId = 0;
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     /// Whatever key is at the path when the transaction commits.
-    Path(KeyPath),
+    Path(Arc<KeyPath>),
     /// One particular key (a handle's): if it was deleted, the intent fails.
-    Id { id: KeyId, path: KeyPath },
+    Id { id: KeyId, path: Arc<KeyPath> },
 }
 
 impl Target {
@@ -46,7 +45,7 @@ pub(crate) enum Intent {
     /// The key must exist (a handle's key, before acting below it).
     Require(Target),
     /// Create the key and any missing parents.
-    CreateKey(KeyPath),
+    CreateKey(Arc<KeyPath>),
     /// Create a hive root (only when a store is created).
     CreateHive(Hive),
     DeleteKey(Target),
@@ -76,6 +75,8 @@ pub(crate) enum Intent {
 pub struct Transaction {
     inner: Arc<Inner>,
     intents: Vec<Intent>,
+    /// The last path parsed: consecutive changes to one key parse it once.
+    last_path: Option<(String, Arc<KeyPath>)>,
 }
 
 impl Transaction {
@@ -83,11 +84,19 @@ impl Transaction {
         Transaction {
             inner,
             intents: Vec::new(),
+            last_path: None,
         }
     }
 
-    fn path(&self, path: &str) -> Result<KeyPath> {
-        KeyPath::parse(path, &self.inner.principal)
+    fn path(&mut self, path: &str) -> Result<Arc<KeyPath>> {
+        if let Some((text, parsed)) = &self.last_path
+            && text == path
+        {
+            return Ok(parsed.clone());
+        }
+        let parsed = Arc::new(KeyPath::parse(path, &self.inner.principal)?);
+        self.last_path = Some((path.to_string(), parsed.clone()));
+        Ok(parsed)
     }
 
     /// Creates the key at `path` and any missing parents (nothing if it exists).
@@ -192,7 +201,8 @@ pub(crate) fn commit(inner: &Inner, intents: &[Intent]) -> Result<Seq> {
             builder: &mut builder,
             next_id: inner.next_key_id.load(Ordering::Relaxed),
             ops: 0,
-            names: HashMap::new(),
+            last_target: None,
+            folded_name: String::new(),
         };
         let resolved = intents.iter().try_for_each(|intent| resolver.apply(intent));
         let (ops, next_id) = (resolver.ops, resolver.next_id);
@@ -233,8 +243,10 @@ struct Resolver<'a, 'j> {
     builder: &'a mut TxnBuilder<'j>,
     next_id: KeyId,
     ops: u32,
-    /// Value names as written by earlier intents of this transaction, by (node, folded name).
-    names: HashMap<(NodeId, String), String>,
+    /// The last path target resolved: consecutive changes to one key resolve it once.
+    last_target: Option<(Arc<KeyPath>, NodeId)>,
+    /// Scratch space for folding value names.
+    folded_name: String,
 }
 
 impl Resolver<'_, '_> {
@@ -244,15 +256,25 @@ impl Resolver<'_, '_> {
         Ok(loc)
     }
 
-    fn resolve(&self, target: &Target) -> Result<NodeId> {
+    fn resolve(&mut self, target: &Target) -> Result<NodeId> {
         match target {
-            Target::Path(path) => self
-                .index
-                .find(&path.folded())
-                .filter(|&node| self.index.is_alive(node))
-                .ok_or_else(|| Error::KeyNotFound {
-                    path: path.to_string(),
-                }),
+            Target::Path(path) => {
+                if let Some((last, node)) = &self.last_target
+                    && Arc::ptr_eq(last, path)
+                    && self.index.is_alive(*node)
+                {
+                    return Ok(*node);
+                }
+                let node = self
+                    .index
+                    .find(path.folded())
+                    .filter(|&node| self.index.is_alive(node))
+                    .ok_or_else(|| Error::KeyNotFound {
+                        path: path.to_string(),
+                    })?;
+                self.last_target = Some((path.clone(), node));
+                Ok(node)
+            }
             Target::Id { id, path } => self
                 .index
                 .node_of(*id)
@@ -311,30 +333,13 @@ impl Resolver<'_, '_> {
                 name,
                 value,
             } => self.set_value(target, name, value),
-            Intent::DeleteValue { target, name } => {
-                let node = self.resolve(target)?;
-                let folded = fold(name);
-                if self.index.value_now(node, BASE, &folded).is_none() {
-                    return Err(Error::ValueNotFound {
-                        path: target.path().to_string(),
-                        name: name.clone(),
-                    });
-                }
-                let key = self.alive_id(node);
-                self.push(Op::DeleteValue {
-                    key,
-                    layer: BASE,
-                    name,
-                })?;
-                self.index.delete_value(node, BASE, &folded);
-                Ok(())
-            }
+            Intent::DeleteValue { target, name } => self.delete_value(target, name),
         }
     }
 
     fn create_hive(&mut self, hive: Hive) -> Result<()> {
         let root = self.index.root();
-        let existing = self.index.find(&fold(hive.name()));
+        let existing = self.index.find(KeyPath::hive_root(hive).folded());
         if existing.is_some_and(|node| self.index.is_alive(node)) {
             return Ok(());
         }
@@ -355,7 +360,8 @@ impl Resolver<'_, '_> {
     }
 
     fn create_key(&mut self, path: &KeyPath) -> Result<()> {
-        let mut folded = fold(path.hive().name());
+        let hive = KeyPath::hive_root(path.hive());
+        let mut folded = hive.folded().to_string();
         let mut node = self
             .index
             .find(&folded)
@@ -381,10 +387,13 @@ impl Resolver<'_, '_> {
 
     fn set_value(&mut self, target: &Target, name: &str, value: &Value) -> Result<()> {
         let node = self.resolve(target)?;
-        let folded = fold(name);
+        let mut folded = std::mem::take(&mut self.folded_name);
+        folded.clear();
+        fold_into(name, &mut folded);
         // An existing value keeps the name as first written (case-preserving, as Windows).
-        let written = match self.index.value_now(node, BASE, &folded) {
-            Some(stored) => self.existing_name(node, &folded, stored)?,
+        let existing = self.index.value_now(node, BASE, &folded);
+        let written = match existing {
+            Some(stored) => self.written_name(stored, &folded)?,
             None => name.to_string(),
         };
         let key = self.alive_id(node);
@@ -397,23 +406,42 @@ impl Resolver<'_, '_> {
         })?;
         self.index
             .set_value(node, BASE, &folded, Stored::new(loc, value.ty, &value.data));
-        self.names.insert((node, folded), written);
+        self.folded_name = folded;
         Ok(())
     }
 
-    fn existing_name(&self, node: NodeId, folded: &str, stored: Stored) -> Result<String> {
-        if let Some(name) = self.names.get(&(node, folded.to_string())) {
-            return Ok(name.clone());
+    /// The name as written in the record of an existing value: one pushed earlier in this
+    /// transaction, or one already in the journal.
+    fn written_name(&self, stored: Stored, folded: &str) -> Result<String> {
+        let decode = |payload: &[u8]| match Op::decode(payload) {
+            Ok(Op::SetValue { name, .. }) => Some(name.to_string()),
+            _ => None,
+        };
+        let name = match self.builder.pushed(stored.loc) {
+            Some(payload) => decode(payload),
+            None => self.inner.journal.with_op(stored.loc, decode).flatten(),
+        };
+        name.ok_or_else(|| Error::Damaged {
+            what: format!("the record of value {folded:?}"),
+        })
+    }
+
+    fn delete_value(&mut self, target: &Target, name: &str) -> Result<()> {
+        let node = self.resolve(target)?;
+        let folded = fold(name);
+        if self.index.value_now(node, BASE, &folded).is_none() {
+            return Err(Error::ValueNotFound {
+                path: target.path().to_string(),
+                name: name.to_string(),
+            });
         }
-        self.inner
-            .journal
-            .with_op(stored.loc, |payload| match Op::decode(payload) {
-                Ok(Op::SetValue { name, .. }) => Some(name.to_string()),
-                _ => None,
-            })
-            .flatten()
-            .ok_or_else(|| Error::Damaged {
-                what: format!("the record of value {folded:?}"),
-            })
+        let key = self.alive_id(node);
+        self.push(Op::DeleteValue {
+            key,
+            layer: BASE,
+            name,
+        })?;
+        self.index.delete_value(node, BASE, &folded);
+        Ok(())
     }
 }

@@ -100,7 +100,7 @@ fn parse_number(text: &str, max: u64, ty: ValueType) -> Result<u64, Failure> {
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
     let digits: Vec<char> = text.chars().collect();
-    if digits.len() % 2 != 0 || !digits.iter().all(char::is_ascii_hexdigit) {
+    if !digits.len().is_multiple_of(2) || !digits.iter().all(char::is_ascii_hexdigit) {
         return Err(fail(format!(
             "invalid binary data {text:?}: expected an even number of hex digits"
         )));
