@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::fold;
+use crate::inline_path::InlinePath;
 use crate::names::NameId;
 use crate::trie::{ALIVE, ChildKey, Index, Life, Node, Slot};
 use crate::version_chain::{Chain, Pushed, Version};
@@ -110,9 +111,9 @@ impl<V: Copy> Index<V> {
         }
         fold::fold_into(name, &mut path);
         let life = Life {
-            id,
             created: seq,
             deleted: ALIVE,
+            id,
             name: name.into(),
         };
         let node = match self.find(&path) {
@@ -137,7 +138,7 @@ impl<V: Copy> Index<V> {
     fn insert_node(&mut self, parent: NodeId, path: String, life: Life) -> NodeId {
         let hash = self.hash_path(&path);
         let node = Node {
-            path: path.into_boxed_str(),
+            path: InlinePath::new(&path),
             values: Vec::new(),
             life,
             parent,
@@ -153,18 +154,30 @@ impl<V: Copy> Index<V> {
             }
             None => {
                 let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
+                let capacity = self.nodes.capacity();
                 self.nodes.push(Some(node));
+                if self.nodes.capacity() != capacity {
+                    crate::memory::advise_huge_pages(self.nodes.as_ptr(), self.nodes.capacity());
+                }
                 id
             }
         };
         let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.paths.insert(hash, id, |n| {
+        self.paths.insert(hash, id, 0, |n| {
             use std::hash::BuildHasher;
             let path: &str = &nodes[n.0 as usize].as_ref().expect("node in table").path;
             hasher.hash_one(path)
         });
         self.node_mut(parent).children.insert(child_key, id);
         id
+    }
+
+    /// Points the path table's hint at the node's value slots (after they moved).
+    fn refresh_hint(&mut self, node: NodeId) {
+        let n = self.node(node);
+        let hint = n.values.as_ptr() as usize;
+        let hash = self.hash_path(&n.path);
+        self.paths.set_hint(hash, node, hint);
     }
 
     /// Removes a node from the table, its parent and the arena. Used by rollback and GC.
@@ -272,16 +285,20 @@ impl<V: Copy> Index<V> {
             Some(slot) => self.push_version(node, slot, version),
             None => {
                 let values = &mut self.node_mut(node).values;
-                if values.len() == values.capacity() {
-                    // Grow by half, not double: a key's values are written once and kept,
-                    // so the slack of doubling would be memory held for good.
-                    values.reserve_exact(values.len() / 2 + 2);
+                let grows = values.len() == values.capacity();
+                if grows {
+                    // Grow by a quarter, not double: a key's values are written once and
+                    // kept, so the slack of doubling would be memory held for good.
+                    values.reserve_exact((values.len() / 4).max(2));
                 }
                 values.push(Slot {
                     name,
                     layer,
                     chain: Chain::new(version),
                 });
+                if grows {
+                    self.refresh_hint(node);
+                }
                 self.record(Undo::SlotAdded(node));
             }
         }

@@ -22,7 +22,9 @@ pub fn fold_char(c: char) -> char {
 /// Appends the folded form of `name` to `out`.
 pub fn fold_into(name: &str, out: &mut String) {
     if name.is_ascii() {
-        out.extend(name.bytes().map(|b| char::from(b.to_ascii_uppercase())));
+        let start = out.len();
+        out.push_str(name);
+        out[start..].make_ascii_uppercase();
     } else {
         out.extend(name.chars().map(fold_char));
     }

@@ -19,6 +19,8 @@
 mod apply;
 pub mod fold;
 mod gc;
+mod inline_path;
+mod memory;
 mod names;
 mod path_table;
 mod trie;

@@ -1,10 +1,12 @@
 //! The full-path table: hash of a folded key path → node.
 //!
 //! A point read must not walk the trie (DESIGN.md, "Index"): one probe here finds the key node.
-//! Open addressing with linear probing; a slot is 8 bytes (32 bits of the hash as a tag, the
-//! node), so the table for a million keys stays a few MiB and a probe is usually one cache miss.
-//! The tag only filters: the caller verifies the node's full path. Deletion shifts later
-//! entries back, so there are no tombstones to skip.
+//! Open addressing with linear probing; a slot is 16 bytes: 32 bits of the hash as a tag, the
+//! node, and a hint (the address of the node's value slots) that lets a reader start fetching
+//! the values while it fetches the node, so those two cache misses overlap. The hint is only
+//! ever prefetched, never dereferenced: a stale one costs time, not correctness. The tag only
+//! filters: the caller verifies the node's full path. Deletion shifts later entries back, so
+//! there are no tombstones to skip.
 
 use crate::NodeId;
 
@@ -18,11 +20,13 @@ const CAPACITY_MIN: usize = 64;
 struct Slot {
     tag: u32,
     node: u32,
+    hint: usize,
 }
 
 const VACANT: Slot = Slot {
     tag: 0,
     node: EMPTY,
+    hint: 0,
 };
 
 pub(crate) struct PathTable {
@@ -37,7 +41,7 @@ fn tag_of(hash: u64) -> u32 {
 impl PathTable {
     pub(crate) fn new() -> PathTable {
         PathTable {
-            slots: vec![VACANT; CAPACITY_MIN],
+            slots: huge_vec(CAPACITY_MIN),
             len: 0,
         }
     }
@@ -46,8 +50,10 @@ impl PathTable {
         self.slots.len() - 1
     }
 
-    /// Nodes whose path hash matches, in probe order; the caller checks their paths.
-    pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = NodeId> + '_ {
+    /// Nodes whose path hash matches, with their hints, in probe order; the caller checks
+    /// their paths.
+    #[inline]
+    pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = (NodeId, usize)> + '_ {
         let tag = tag_of(hash);
         let mask = self.mask();
         let start = hash as usize & mask;
@@ -55,38 +61,60 @@ impl PathTable {
             .map(move |i| self.slots[(start + i) & mask])
             .take_while(|slot| slot.node != EMPTY)
             .filter(move |slot| slot.tag == tag)
-            .map(|slot| NodeId(slot.node))
+            .map(|slot| (NodeId(slot.node), slot.hint))
     }
 
     /// Adds `node` under `hash`. `rehash` gives the hash of any node already in the table
     /// (needed when the table grows).
-    pub(crate) fn insert(&mut self, hash: u64, node: NodeId, rehash: impl Fn(NodeId) -> u64) {
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        node: NodeId,
+        hint: usize,
+        rehash: impl Fn(NodeId) -> u64,
+    ) {
         if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
             self.grow(&rehash);
         }
-        self.place(hash, node);
+        self.place(
+            Slot {
+                tag: tag_of(hash),
+                node: node.0,
+                hint,
+            },
+            hash,
+        );
         self.len += 1;
     }
 
-    fn place(&mut self, hash: u64, node: NodeId) {
+    fn place(&mut self, slot: Slot, hash: u64) {
         let mask = self.mask();
         let mut i = hash as usize & mask;
         while self.slots[i].node != EMPTY {
-            debug_assert_ne!(self.slots[i].node, node.0, "node inserted twice");
+            debug_assert_ne!(self.slots[i].node, slot.node, "node inserted twice");
             i = (i + 1) & mask;
         }
-        self.slots[i] = Slot {
-            tag: tag_of(hash),
-            node: node.0,
-        };
+        self.slots[i] = slot;
     }
 
     fn grow(&mut self, rehash: &impl Fn(NodeId) -> u64) {
-        let doubled = vec![VACANT; self.slots.len() * 2];
+        let doubled = huge_vec(self.slots.len() * 2);
         let old = std::mem::replace(&mut self.slots, doubled);
         for slot in old.into_iter().filter(|slot| slot.node != EMPTY) {
-            let node = NodeId(slot.node);
-            self.place(rehash(node), node);
+            self.place(slot, rehash(NodeId(slot.node)));
+        }
+    }
+
+    /// Updates the hint of `node`, stored under `hash`.
+    pub(crate) fn set_hint(&mut self, hash: u64, node: NodeId, hint: usize) {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        while self.slots[i].node != EMPTY {
+            if self.slots[i].node == node.0 {
+                self.slots[i].hint = hint;
+                return;
+            }
+            i = (i + 1) & mask;
         }
     }
 
@@ -119,7 +147,17 @@ impl PathTable {
             j = (j + 1) & mask;
         }
     }
+}
 
+/// A table of `len` vacant slots, in memory the kernel may back with huge pages: a random
+/// probe of a large table then costs a cache miss without a TLB miss on top.
+fn huge_vec(len: usize) -> Vec<Slot> {
+    let slots = vec![VACANT; len];
+    crate::memory::advise_huge_pages(slots.as_ptr(), slots.capacity());
+    slots
+}
+
+impl PathTable {
     /// Bytes the table holds.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
@@ -156,12 +194,14 @@ mod tests {
                 table.remove(hash_of(n), NodeId(n), |node| hash_of(node.0));
                 model.remove(&n);
             } else if model.insert(n) {
-                table.insert(hash_of(n), NodeId(n), |node| hash_of(node.0));
+                table.insert(hash_of(n), NodeId(n), n as usize, |node| hash_of(node.0));
             }
             assert_eq!(table.len(), model.len());
         }
         for n in 0..500u32 {
-            let found = table.candidates(hash_of(n)).any(|node| node.0 == n);
+            let found = table
+                .candidates(hash_of(n))
+                .any(|(node, hint)| node.0 == n && hint == n as usize);
             assert_eq!(found, model.contains(&n), "node {n}");
         }
     }

@@ -10,21 +10,36 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
 use crate::fold;
+use crate::inline_path::InlinePath;
 use crate::names::{NameId, Names};
 use crate::path_table::PathTable;
 use crate::version_chain::{Chain, Version};
 use crate::{KeyId, LayerId, NodeId, Seq};
 
+/// Asks the CPU to start loading `ptr`'s cache line; a hint that never faults.
+#[inline(always)]
+fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever the
+    // address (a dangling empty-Vec pointer included).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// `deleted` of an incarnation that is alive.
 pub(crate) const ALIVE: Seq = Seq::MAX;
 
-/// One incarnation of a key.
+/// One incarnation of a key. The lifetime comes first: a read checks it before the rest.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct Life {
-    pub id: KeyId,
     pub created: Seq,
     /// First sequence number at which it no longer exists; `ALIVE` while it does.
     pub deleted: Seq,
+    pub id: KeyId,
     /// The name as written when it was created.
     pub name: Box<str>,
 }
@@ -58,14 +73,16 @@ impl PartialOrd for ChildKey {
     }
 }
 
-/// The fields a point read touches come first.
-#[repr(C)]
+/// Laid out for the point read: the first cache line holds the value slots' pointer and the
+/// newest incarnation, the second the path (when it is short). The rest is for writers,
+/// enumeration and history.
+#[repr(C, align(64))]
 pub(crate) struct Node<V> {
-    /// The folded full path ("" for the root).
-    pub path: Box<str>,
     pub values: Vec<Slot<V>>,
     /// The newest incarnation.
     pub life: Life,
+    /// The folded full path ("" for the root).
+    pub path: InlinePath,
     pub parent: NodeId,
     pub older_lives: Vec<Life>,
     pub children: BTreeMap<ChildKey, NodeId>,
@@ -169,7 +186,7 @@ impl<V: Copy> Index<V> {
     /// An empty index: the root node (id 0, path "") alive since sequence number 0.
     pub fn new() -> Index<V> {
         let root = Node {
-            path: "".into(),
+            path: InlinePath::new(""),
             values: Vec::new(),
             life: Life {
                 id: 0,
@@ -193,7 +210,7 @@ impl<V: Copy> Index<V> {
             applied: 0,
         };
         let hash = index.hash_path("");
-        index.paths.insert(hash, NodeId(0), |_| hash);
+        index.paths.insert(hash, NodeId(0), 0, |_| hash);
         index.ids.insert(0, NodeId(0));
         index
     }
@@ -229,9 +246,13 @@ impl<V: Copy> Index<V> {
     #[inline]
     pub fn find(&self, folded_path: &str) -> Option<NodeId> {
         let hash = self.hash_path(folded_path);
-        self.paths
-            .candidates(hash)
-            .find(|&node| &*self.node(node).path == folded_path)
+        self.paths.candidates(hash).find_map(|(node, hint)| {
+            // The value slots are the next thing a read needs: start fetching them (by the
+            // table's hint) while the node is fetched and its path compared, so the cache
+            // misses overlap instead of following one another.
+            prefetch(hint as *const u8);
+            (&*self.node(node).path == folded_path).then_some(node)
+        })
     }
 
     /// The key at `node` as of snapshot `at`, if one exists then.

@@ -183,6 +183,28 @@ impl<'a> Op<'a> {
     }
 }
 
+/// The type and data of a SetValue payload, for point reads: structure and lengths are checked
+/// as `Op::decode` checks them, the name's characters are not (they were checked when the
+/// record was written or replayed, and a read does not need them).
+pub(crate) fn set_value_data(payload: &[u8]) -> Result<(ValueType, &[u8]), Short> {
+    let mut r = Reader::new(payload);
+    if r.u8("op tag")? != SET_VALUE {
+        return Err(Short("not a set-value record"));
+    }
+    if r.u8("op version")? != OP_VERSION {
+        return Err(Short("unsupported op version"));
+    }
+    r.u64("key id")?;
+    r.u16("layer")?;
+    let ty = ValueType(r.u32("value type")?);
+    let name_len = usize::from(r.u16("value name")?);
+    r.bytes(name_len, "value name")?;
+    let len = r.u32("value length")? as usize;
+    let data = r.bytes(len, "value data")?;
+    r.finish("trailing bytes after op")?;
+    Ok((ty, data))
+}
+
 fn header(buf: &mut Vec<u8>, tag: u8) {
     buf.put_u8(tag);
     buf.put_u8(OP_VERSION);
@@ -230,6 +252,23 @@ mod tests {
             let mut buf = Vec::new();
             op.encode(&mut buf);
             assert_eq!(Op::decode(&buf), Ok(op));
+        }
+    }
+
+    #[test]
+    fn set_value_data_reads_what_decode_reads() {
+        for op in all_ops() {
+            let mut buf = Vec::new();
+            op.encode(&mut buf);
+            match op {
+                Op::SetValue { ty, data, .. } => {
+                    assert_eq!(set_value_data(&buf), Ok((ty, data)));
+                    for cut in 0..buf.len() {
+                        assert!(set_value_data(&buf[..cut]).is_err());
+                    }
+                }
+                _ => assert!(set_value_data(&buf).is_err()),
+            }
         }
     }
 

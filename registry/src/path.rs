@@ -63,20 +63,36 @@ const CURRENT_CONFIG: [&str; 4] = [
     "Current",
 ];
 
-/// Resolves the root of `path` and hands every name below the hive (those a root alias
-/// implies, then those written) to `visit`, checking each name and the depth. The one
-/// place where path syntax and limits are enforced.
-fn walk(path: &str, caller: &str, mut visit: impl FnMut(&str)) -> Result<Hive> {
+/// A path's root, resolved: the hive, the names the alias implies, and the rest as written.
+struct Root<'a> {
+    hive: Hive,
+    /// `HKCU`: the caller's own key under `Users`.
+    user: Option<&'a str>,
+    /// `HKCC`: the names it stands for.
+    implied: &'static [&'static str],
+    /// What follows the root, without the separator (and one trailing backslash).
+    rest: &'a str,
+}
+
+impl<'a> Root<'a> {
+    fn implied_names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.user.into_iter().chain(self.implied.iter().copied())
+    }
+
+    fn implied_depth(&self) -> usize {
+        1 + usize::from(self.user.is_some()) + self.implied.len()
+    }
+}
+
+fn resolve_root<'a>(path: &'a str, caller: &'a str) -> Result<Root<'a>> {
     // `reg` accepts one trailing backslash.
     let trimmed = path.strip_suffix('\\').unwrap_or(path);
     if trimmed.is_empty() {
         return Err(Error::EmptyPath);
     }
-    let mut parts = trimmed.split('\\');
-    let root = parts.next().unwrap_or_default();
+    let (root, rest) = trimmed.split_once('\\').unwrap_or((trimmed, ""));
     let is = |aliases: &[&str]| aliases.iter().any(|alias| root.eq_ignore_ascii_case(alias));
-    // (hive, the user's own key under it for HKCU, the names HKCC implies)
-    let (hive, user, implied): (Hive, Option<&str>, &[&str]) =
+    let (hive, user, implied): (Hive, Option<&str>, &'static [&'static str]) =
         if is(&["MACHINE", "HKEY_LOCAL_MACHINE", "HKLM"]) {
             (Hive::Machine, None, &[])
         } else if is(&["USERS", "HKEY_USERS", "HKU"]) {
@@ -95,12 +111,35 @@ fn walk(path: &str, caller: &str, mut visit: impl FnMut(&str)) -> Result<Hive> {
         } else {
             return Err(Error::UnknownHive { name: clip(root) });
         };
-    let mut depth = 1;
-    for name in user.into_iter().chain(implied.iter().copied()) {
-        visit(name);
-        depth += 1;
+    if trimmed.len() > root.len() && rest.is_empty() {
+        // "HKLM\\\\": an empty name after the root.
+        return Err(Error::EmptyKeyName { path: clip(path) });
     }
-    for name in parts {
+    Ok(Root {
+        hive,
+        user,
+        implied,
+        rest,
+    })
+}
+
+/// Resolves the root of `path` and hands every name below the hive (those a root alias
+/// implies, then those written) to `visit`, checking each name and the depth.
+fn walk(path: &str, caller: &str, mut visit: impl FnMut(&str)) -> Result<Hive> {
+    let root = resolve_root(path, caller)?;
+    root.implied_names().for_each(&mut visit);
+    walk_names(&root, path, visit)?;
+    Ok(root.hive)
+}
+
+/// Checks and visits the names written after the root: the one place where the rules for
+/// names and depth are enforced.
+fn walk_names(root: &Root<'_>, path: &str, mut visit: impl FnMut(&str)) -> Result<()> {
+    if root.rest.is_empty() {
+        return Ok(());
+    }
+    let mut depth = root.implied_depth();
+    for name in root.rest.split('\\') {
         if name.is_empty() {
             return Err(Error::EmptyKeyName { path: clip(path) });
         }
@@ -109,26 +148,63 @@ fn walk(path: &str, caller: &str, mut visit: impl FnMut(&str)) -> Result<Hive> {
         if depth > DEPTH_MAX {
             return Err(Error::TooDeep {
                 path: clip(path),
-                depth: trimmed.split('\\').count() + usize::from(user.is_some()) + implied.len(),
+                depth: root.implied_depth() + root.rest.split('\\').count(),
                 max: DEPTH_MAX,
             });
         }
         visit(name);
     }
-    Ok(hive)
+    Ok(())
+}
+
+/// Whether the names in `rest` (ASCII) pass every check `walk` makes: non-empty, at most
+/// KEY_NAME_MAX_CHARS, no NUL, and no deeper than DEPTH_MAX in all. One pass over the bytes.
+fn plain_ascii_names(rest: &str, depth_before: usize) -> bool {
+    let mut depth = depth_before + 1;
+    let mut name_len = 0;
+    for &byte in rest.as_bytes() {
+        match byte {
+            b'\\' if name_len == 0 => return false,
+            b'\\' => {
+                depth += 1;
+                name_len = 0;
+            }
+            0 => return false,
+            byte if !byte.is_ascii() => return false,
+            _ => {
+                name_len += 1;
+                if name_len > KEY_NAME_MAX_CHARS {
+                    return false;
+                }
+            }
+        }
+    }
+    name_len > 0 && depth <= DEPTH_MAX
 }
 
 /// Folds `path` into `out` (`MACHINE\\SOFTWARE\\...`) with every check `KeyPath::parse` makes,
 /// without allocating: the point-read path.
 pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()> {
-    let start = out.len();
-    out.push('_'); // placeholder for the hive, known only after the walk
-    let hive = walk(path, caller, |name| {
+    let root = resolve_root(path, caller)?;
+    out.push_str(folded_hive(root.hive));
+    for name in root.implied_names() {
         out.push('\\');
         fold::fold_into(name, out);
-    })?;
-    out.replace_range(start..start + 1, folded_hive(hive));
-    Ok(())
+    }
+    if root.rest.is_empty() {
+        return Ok(());
+    }
+    if plain_ascii_names(root.rest, root.implied_depth()) {
+        // The common case: fold the whole rest at once.
+        out.push('\\');
+        fold::fold_into(root.rest, out);
+        return Ok(());
+    }
+    // Anything else takes the general walk, which also names what is wrong.
+    walk_names(&root, path, |name| {
+        out.push('\\');
+        fold::fold_into(name, out);
+    })
 }
 
 fn folded_hive(hive: Hive) -> &'static str {
@@ -259,6 +335,13 @@ pub fn check_key_name(name: &str) -> Result<()> {
             path: String::new(),
         });
     }
+    // One pass for the common case: short ASCII (its UTF-16 length is its byte length).
+    let bytes = name.as_bytes();
+    if bytes.len() <= KEY_NAME_MAX_CHARS
+        && bytes.iter().all(|&b| b.is_ascii() && b != b'\\' && b != 0)
+    {
+        return Ok(());
+    }
     let len = utf16_len(name);
     if len > KEY_NAME_MAX_CHARS {
         return Err(Error::KeyNameTooLong {
@@ -285,6 +368,10 @@ pub fn check_key_name(name: &str) -> Result<()> {
 /// Checks a value name: 0 to VALUE_NAME_MAX_CHARS characters (empty is the default value),
 /// no NUL.
 pub fn check_value_name(name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    if bytes.len() <= VALUE_NAME_MAX_CHARS && bytes.iter().all(|&b| b.is_ascii() && b != 0) {
+        return Ok(());
+    }
     let len = utf16_len(name);
     if len > VALUE_NAME_MAX_CHARS {
         return Err(Error::ValueNameTooLong {
@@ -305,6 +392,35 @@ pub fn check_value_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The allocation-free fold of the read path agrees with `KeyPath::parse` on every
+        /// input: the same folded path, or an error for both.
+        #[test]
+        fn fold_path_agrees_with_parse(
+            root in prop_oneof![Just("HKLM"), Just("users"), Just("HKCU"), Just("hkcc"), Just("HKXX"), Just("")],
+            names in prop::collection::vec(prop_oneof![
+                Just(String::new()), Just("a".to_string()), Just("Été".to_string()),
+                Just("x\0y".to_string()), Just("k".repeat(255)), Just("k".repeat(256)),
+                Just("ß😀".to_string()), "[a-zA-Z0-9 _.-]{1,12}",
+            ], 0..6),
+            trailing in any::<bool>(),
+        ) {
+            let mut path = root.to_string();
+            for name in &names {
+                path.push('\\');
+                path.push_str(name);
+            }
+            if trailing {
+                path.push('\\');
+            }
+            let mut folded = String::new();
+            let fast = fold_path(&path, "me", &mut folded).map(|()| folded);
+            let parsed = KeyPath::parse(&path, "me").map(|key| key.folded().to_string());
+            prop_assert_eq!(fast.ok(), parsed.ok());
+        }
+    }
 
     fn parse(path: &str) -> Result<KeyPath> {
         KeyPath::parse(path, "S-1-5-21-7")

@@ -9,7 +9,7 @@ use hivelog_index::{Index, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
-use crate::op::Op;
+use crate::op::{Op, set_value_data};
 use crate::path::{KeyPath, check_value_name, fold_path};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
@@ -67,7 +67,23 @@ pub(crate) fn read_value(inner: &Inner, stored: Stored) -> Result<Value> {
     if let Some(value) = stored.small_value() {
         return Ok(value);
     }
-    read_record(inner, stored).map(|(_, value)| value)
+    inner
+        .journal
+        .with_op(stored.loc, |payload| {
+            let (ty, data) = set_value_data(payload).ok()?;
+            Some(Value::new(ty, data.to_vec()))
+        })
+        .flatten()
+        .ok_or_else(|| damaged(stored))
+}
+
+fn damaged(stored: Stored) -> Error {
+    Error::Damaged {
+        what: format!(
+            "value record at segment {}, offset {}",
+            stored.loc.segment, stored.loc.offset
+        ),
+    }
 }
 
 /// The name (as written) and data of a stored value, from its journal record.
@@ -81,10 +97,5 @@ pub(crate) fn read_record(inner: &Inner, stored: Stored) -> Result<(String, Valu
             _ => None,
         })
         .flatten()
-        .ok_or_else(|| Error::Damaged {
-            what: format!(
-                "value record at segment {}, offset {}",
-                stored.loc.segment, stored.loc.offset
-            ),
-        })
+        .ok_or_else(|| damaged(stored))
 }
