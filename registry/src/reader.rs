@@ -14,7 +14,7 @@ use crate::path::{KeyPath, check_value_name, fold_path};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
 use crate::txn::BASE;
-use crate::value::Value;
+use crate::value::{Value, ValueType};
 
 thread_local! {
     /// Scratch space for folding a path and a value name: a point read allocates nothing
@@ -22,8 +22,8 @@ thread_local! {
     static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
 }
 
-/// Value `name` of the key at `path`, as of `at`.
-pub(crate) fn get_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> Result<Value> {
+/// Where value `name` of the key at `path` is, as of `at`.
+pub(crate) fn stored_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> Result<Stored> {
     let stored = SCRATCH.with(|scratch| {
         let (folded_path, folded_name) = &mut *scratch.borrow_mut();
         folded_path.clear();
@@ -39,11 +39,10 @@ pub(crate) fn get_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> Res
         };
         Ok(index.value_at(key.node, BASE, folded_name, at))
     })?;
-    let stored = stored.ok_or_else(|| Error::ValueNotFound {
+    stored.ok_or_else(|| Error::ValueNotFound {
         path: display(inner, path),
         name: name.to_string(),
-    })?;
-    read_value(inner, stored)
+    })
 }
 
 /// Value `folded_name` of the key at `node` as of `at`, folding the name in scratch space.
@@ -64,14 +63,24 @@ fn display(inner: &Inner, path: &str) -> String {
 /// The data of a stored value: inline if small, else from its journal record.
 #[inline]
 pub(crate) fn read_value(inner: &Inner, stored: Stored) -> Result<Value> {
-    if let Some(value) = stored.small_value() {
-        return Ok(value);
+    visit_value(inner, stored, |ty, data| Value::new(ty, data.to_vec()))
+}
+
+/// Hands the type and bytes of a stored value to `visit`, without copying them out.
+#[inline]
+pub(crate) fn visit_value<R>(
+    inner: &Inner,
+    stored: Stored,
+    visit: impl FnOnce(ValueType, &[u8]) -> R,
+) -> Result<R> {
+    if let Some(data) = stored.small_data() {
+        return Ok(visit(stored.ty, data));
     }
     inner
         .journal
         .with_op(stored.loc, |payload| {
             let (ty, data) = set_value_data(payload).ok()?;
-            Some(Value::new(ty, data.to_vec()))
+            Some(visit(ty, data))
         })
         .flatten()
         .ok_or_else(|| damaged(stored))

@@ -14,10 +14,11 @@ use hivelog_log::{
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::path::{Hive, KeyPath};
+use crate::reader;
 use crate::replay::Replayer;
 use crate::stored::Stored;
 use crate::txn::{self, Intent, Transaction};
-use crate::value::Value;
+use crate::value::{Value, ValueType};
 
 /// Largest value_size_max_bytes a store accepts.
 pub const VALUE_SIZE_LIMIT_BYTES: u32 = 64 << 20;
@@ -258,7 +259,20 @@ impl Store {
 
     /// Reads value `name` of the key at `path`, as of the newest committed state.
     pub fn get_raw_value(&self, path: &str, name: &str) -> Result<Value> {
-        crate::reader::get_by_path(&self.inner, path, name, self.inner.visible())
+        let stored = reader::stored_by_path(&self.inner, path, name, self.inner.visible())?;
+        reader::read_value(&self.inner, stored)
+    }
+
+    /// Calls `read` with the type and bytes of value `name` of the key at `path` (newest
+    /// committed state) where they lie, without copying them; returns what `read` returns.
+    pub fn with_value<R>(
+        &self,
+        path: &str,
+        name: &str,
+        read: impl FnOnce(ValueType, &[u8]) -> R,
+    ) -> Result<R> {
+        let stored = reader::stored_by_path(&self.inner, path, name, self.inner.visible())?;
+        reader::visit_value(&self.inner, stored, read)
     }
 
     /// Starts a transaction.
@@ -384,6 +398,7 @@ impl Snapshot {
 
     /// Reads value `name` of the key at `path` as it was at this snapshot.
     pub fn get_raw_value(&self, path: &str, name: &str) -> Result<Value> {
-        crate::reader::get_by_path(&self.inner, path, name, self.seq)
+        let stored = reader::stored_by_path(&self.inner, path, name, self.seq)?;
+        reader::read_value(&self.inner, stored)
     }
 }

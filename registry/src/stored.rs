@@ -4,7 +4,7 @@
 
 use hivelog_log::Loc;
 
-use crate::value::{Value, ValueType};
+use crate::value::ValueType;
 
 const SMALL_MAX_BYTES: usize = 8;
 const NOT_SMALL: u8 = u8::MAX;
@@ -35,11 +35,10 @@ impl Stored {
         }
     }
 
-    /// The value, if its data is kept inline.
+    /// The data, if it is kept inline.
     #[inline]
-    pub(crate) fn small_value(&self) -> Option<Value> {
-        let data = self.small.get(..usize::from(self.small_len))?;
-        Some(Value::new(self.ty, data.to_vec()))
+    pub(crate) fn small_data(&self) -> Option<&[u8]> {
+        self.small.get(..usize::from(self.small_len))
     }
 }
 
@@ -57,10 +56,10 @@ mod tests {
         for len in 0..=8 {
             let data: Vec<u8> = (0..len as u8).collect();
             let stored = Stored::new(loc, ValueType::BINARY, &data);
-            assert_eq!(stored.small_value(), Some(Value::binary(data)));
+            assert_eq!(stored.small_data(), Some(&data[..]));
         }
         assert_eq!(
-            Stored::new(loc, ValueType::BINARY, &[0; 9]).small_value(),
+            Stored::new(loc, ValueType::BINARY, &[0; 9]).small_data(),
             None
         );
         assert!(std::mem::size_of::<Stored>() <= 28);
