@@ -287,9 +287,10 @@ impl<V: Copy> Index<V> {
                 let values = &mut self.node_mut(node).values;
                 let grows = values.len() == values.capacity();
                 if grows {
-                    // Grow by a quarter, not double: a key's values are written once and
-                    // kept, so the slack of doubling would be memory held for good.
-                    values.reserve_exact((values.len() / 4).max(2));
+                    // Grow by a quarter (at least four), not double: a key's values are
+                    // written once and kept, so the slack of doubling would be memory held
+                    // for good.
+                    values.reserve_exact((values.len() / 4).max(4));
                 }
                 values.push(Slot {
                     name,

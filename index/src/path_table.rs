@@ -50,18 +50,27 @@ impl PathTable {
         self.slots.len() - 1
     }
 
-    /// Nodes whose path hash matches, with their hints, in probe order; the caller checks
-    /// their paths.
+    /// The first node stored under `hash` that `matches` accepts (the caller compares paths).
+    /// `matches` gets each candidate's hint first, to prefetch before it looks at the node.
     #[inline]
-    pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = (NodeId, usize)> + '_ {
+    pub(crate) fn probe(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(NodeId, usize) -> bool,
+    ) -> Option<NodeId> {
         let tag = tag_of(hash);
         let mask = self.mask();
-        let start = hash as usize & mask;
-        (0..self.slots.len())
-            .map(move |i| self.slots[(start + i) & mask])
-            .take_while(|slot| slot.node != EMPTY)
-            .filter(move |slot| slot.tag == tag)
-            .map(|slot| (NodeId(slot.node), slot.hint))
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.node == EMPTY {
+                return None;
+            }
+            if slot.tag == tag && matches(NodeId(slot.node), slot.hint) {
+                return Some(NodeId(slot.node));
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Adds `node` under `hash`. `rehash` gives the hash of any node already in the table
@@ -200,8 +209,8 @@ mod tests {
         }
         for n in 0..500u32 {
             let found = table
-                .candidates(hash_of(n))
-                .any(|(node, hint)| node.0 == n && hint == n as usize);
+                .probe(hash_of(n), |node, hint| node.0 == n && hint == n as usize)
+                .is_some();
             assert_eq!(found, model.contains(&n), "node {n}");
         }
     }

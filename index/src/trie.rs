@@ -246,12 +246,12 @@ impl<V: Copy> Index<V> {
     #[inline]
     pub fn find(&self, folded_path: &str) -> Option<NodeId> {
         let hash = self.hash_path(folded_path);
-        self.paths.candidates(hash).find_map(|(node, hint)| {
+        self.paths.probe(hash, |node, hint| {
             // The value slots are the next thing a read needs: start fetching them (by the
             // table's hint) while the node is fetched and its path compared, so the cache
             // misses overlap instead of following one another.
             prefetch(hint as *const u8);
-            (&*self.node(node).path == folded_path).then_some(node)
+            &*self.node(node).path == folded_path
         })
     }
 

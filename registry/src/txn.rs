@@ -6,6 +6,7 @@
 //! applied to the index in order, so later intents see earlier ones. Any failure undoes the
 //! index changes and writes nothing; the store is as it was.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -392,9 +393,9 @@ impl Resolver<'_, '_> {
         fold_into(name, &mut folded);
         // An existing value keeps the name as first written (case-preserving, as Windows).
         let existing = self.index.value_now(node, BASE, &folded);
-        let written = match existing {
-            Some(stored) => self.written_name(stored, &folded)?,
-            None => name.to_string(),
+        let written: Cow<'_, str> = match existing {
+            Some(stored) => Cow::Owned(self.written_name(stored, &folded)?),
+            None => Cow::Borrowed(name),
         };
         let key = self.alive_id(node);
         let loc = self.push(Op::SetValue {

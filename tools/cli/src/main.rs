@@ -9,6 +9,11 @@ mod store_dir;
 
 pub(crate) use store_dir::Failure;
 
+// The binary's choice, not the library's: the store allocates many small, long-lived objects
+// (index nodes, value slots), where mimalloc measured faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -232,14 +232,21 @@ pub(crate) fn w3_point_reads(
             .map(|t| {
                 let (plan, store) = (&plan, store);
                 let from = W3_WARMUP_GETS + t * per_thread;
-                scope.spawn(move || run_gets(store, plan, from, from + per_thread, true))
+                // Named, so a profile can pick the readers out.
+                std::thread::Builder::new()
+                    .name(format!("w3-reader-{t}"))
+                    .spawn_scoped(scope, move || {
+                        run_gets(store, plan, from, from + per_thread, true)
+                    })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(fail("a reader thread panicked")))
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(fail("a reader thread panicked"))),
+                Err(error) => Err(Failure::from(error)),
             })
             .collect()
     });
