@@ -32,6 +32,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Short> {
         let end = self.pos.checked_add(n).ok_or(Short(what))?;
         let slice = self.buf.get(self.pos..end).ok_or(Short(what))?;
@@ -39,6 +40,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Short> {
         let slice = self.bytes(N, what)?;
         let mut out = [0u8; N];
@@ -47,31 +49,37 @@ impl<'a> Reader<'a> {
     }
 
     /// One byte.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, Short> {
         Ok(self.array::<1>(what)?[0])
     }
 
     /// A little-endian u16.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, Short> {
         Ok(u16::from_le_bytes(self.array(what)?))
     }
 
     /// A little-endian u32.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, Short> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     /// A little-endian u64.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, Short> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     /// A little-endian i64.
+    #[inline]
     pub fn i64(&mut self, what: &'static str) -> Result<i64, Short> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
 
     /// A UTF-8 string of `len` bytes.
+    #[inline]
     pub fn str(&mut self, len: usize, what: &'static str) -> Result<&'a str, Short> {
         std::str::from_utf8(self.bytes(len, what)?).map_err(|_| Short(what))
     }

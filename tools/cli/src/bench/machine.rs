@@ -47,6 +47,19 @@ pub(crate) fn rss_bytes() -> u64 {
     pages * u64::try_from(page).unwrap_or(4096)
 }
 
+/// Anonymous memory of this process backed by transparent huge pages.
+pub(crate) fn huge_page_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find(|line| line.starts_with("AnonHugePages:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
 /// Bytes allocated on disk below `dir`, as `du` counts them.
 pub(crate) fn disk_usage(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;

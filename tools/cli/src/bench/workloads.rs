@@ -109,10 +109,11 @@ pub(crate) fn w1_bulk_load(dir: &Path, data: &Dataset, report: &mut Report) -> R
     );
     report.add("W1", "values/s", rate, "values/s");
     let rss = machine::rss_bytes().saturating_sub(rss_before) as f64 / data.values() as f64;
+    let huge = machine::huge_page_bytes() as f64 / (1 << 20) as f64;
     let stats = store.stats();
     let index = stats.index_memory_bytes as f64 / data.values() as f64;
     println!(
-        "memory after W1         {rss:>12.0} B/value    (RSS growth, mapped journal pages included; index alone {index:.0} B/value)"
+        "memory after W1         {rss:>12.0} B/value    (RSS growth, mapped journal pages included; index alone {index:.0} B/value; {huge:.0} MiB on huge pages)"
     );
     report.add("memory", "RSS growth per value", rss, "bytes");
     report.add("memory", "index per value", index, "bytes");
