@@ -122,11 +122,13 @@ impl GroupCommit {
     pub(crate) fn wait_durable(&self, seq: Seq) -> Result<Seq, LogError> {
         let mut state = self.state();
         loop {
-            if let Some(why) = &state.failure {
-                return Err(LogError::Poisoned(why.clone()));
-            }
+            // Durable first: a commit a sync covered stays acknowledged even if a later
+            // sync failed.
             if state.durable >= seq {
                 return Ok(state.durable);
+            }
+            if let Some(why) = &state.failure {
+                return Err(LogError::Poisoned(why.clone()));
             }
             if state.leader_syncing {
                 state = self

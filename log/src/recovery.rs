@@ -6,8 +6,8 @@
 //!   in a writable open, zeroed so no stale frame can ever be read as a new one).
 //! - An invalid frame in the last segment is corruption, not a torn tail, when a later Commit or
 //!   Mark record says the segment had been synced past it: those bytes had been acknowledged.
-//! - A segment whose header was never completely written (all zeros, the last one) is a torn
-//!   rollover and is removed.
+//! - A last segment whose header is not valid and that holds nothing after its header is a
+//!   rollover interrupted while the header was written; it is removed.
 //!
 //! Anything else fails the open with an error naming segment, offset and sequence number, unless
 //! the caller asked to salvage: then the valid prefix is kept, the rest is moved aside (never
@@ -269,7 +269,11 @@ fn inspect(
     };
     let header = match Header::decode(bytes) {
         Ok(header) => header,
-        Err(_) if is_last && scan::nonzero_end(bytes, 0) == 0 => return Ok(Outcome::TornCreation),
+        // A rollover killed before its header was complete (on disk or in the page cache):
+        // nothing was ever written after the header, so nothing was acknowledged there.
+        Err(_) if is_last && scan::nonzero_end(bytes, HEADER_BYTES) == HEADER_BYTES => {
+            return Ok(Outcome::TornCreation);
+        }
         Err(short) => return Err(whole(short.0.to_string())),
     };
     if name_seq != Some(header.first_seq) {

@@ -213,10 +213,9 @@ impl Segment {
         self.published.load(Ordering::Acquire)
     }
 
-    /// End of the published bytes known to be durable. (Recovery syncs zeros past the data
-    /// end; those are no part of the journal to vouch for.)
+    /// End of the published bytes known to be durable.
     pub(crate) fn synced(&self) -> u64 {
-        self.synced.load(Ordering::Acquire).min(self.published())
+        self.synced.load(Ordering::Acquire)
     }
 
     /// The whole mapping, for recovery; `&mut` proves no writer or reader is about.
@@ -284,7 +283,10 @@ impl Segment {
     pub(crate) fn sync(&self, through: u64) -> io::Result<()> {
         debug_assert!(through <= self.capacity);
         self.file.sync(through)?;
-        self.synced.fetch_max(through, Ordering::AcqRel);
+        // Only published bytes count: recovery syncs the zeros it wrote past the data end,
+        // and frames appended there later must not inherit that claim (they were not synced).
+        self.synced
+            .fetch_max(through.min(self.published()), Ordering::AcqRel);
         Ok(())
     }
 }
