@@ -1,4 +1,17 @@
-//! Memory hints for the index's large arrays.
+//! Memory hints: prefetches for point reads, huge pages for the index's large arrays.
+
+/// Asks the CPU to start loading `ptr`'s cache line; a hint that never faults.
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever the
+    // address (a dangling empty-Vec pointer included).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
 
 /// Asks the kernel to back `[ptr, ptr + len)` with transparent huge pages where it can (only
 /// whole, aligned 2 MiB extents inside the range qualify). With 4 KiB pages a random probe of a

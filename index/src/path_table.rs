@@ -50,6 +50,14 @@ impl PathTable {
         self.slots.len() - 1
     }
 
+    /// Starts fetching the slot `hash` probes first, so the caller can do other work while it
+    /// arrives.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let slot = &self.slots[hash as usize & self.mask()];
+        crate::memory::prefetch(slot as *const Slot);
+    }
+
     /// The first node stored under `hash` that `matches` accepts (the caller compares paths).
     /// `matches` gets each candidate's hint first, to prefetch before it looks at the node.
     #[inline]

@@ -11,23 +11,11 @@ use std::hash::BuildHasher;
 
 use crate::fold;
 use crate::inline_path::InlinePath;
+use crate::memory::prefetch;
 use crate::names::{NameId, Names};
 use crate::path_table::PathTable;
 use crate::version_chain::{Chain, Version};
 use crate::{KeyId, LayerId, NodeId, Seq};
-
-/// Asks the CPU to start loading `ptr`'s cache line; a hint that never faults.
-#[inline(always)]
-fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever the
-    // address (a dangling empty-Vec pointer included).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
 
 /// `deleted` of an incarnation that is alive.
 pub(crate) const ALIVE: Seq = Seq::MAX;
@@ -326,6 +314,36 @@ impl<V: Copy> Index<V> {
         let n = self.node(node);
         let slot = n.slot(name, layer)?;
         n.values[slot].chain.at(at)?.value
+    }
+
+    /// Value `folded_name` in `layer` of the key at `folded_path`, as of `at`: `None` if no
+    /// key exists there then, `Some(None)` if the key has no such value. The point read: the
+    /// path-table slot is fetched while the value name is looked up, then the node and its
+    /// value slots are fetched together.
+    #[inline]
+    pub fn value_by_path(
+        &self,
+        folded_path: &str,
+        layer: LayerId,
+        folded_name: &str,
+        at: Seq,
+    ) -> Option<Option<V>> {
+        let hash = self.hash_path(folded_path);
+        self.paths.prefetch(hash);
+        let name = self.names.get(folded_name);
+        let node = self.paths.probe(hash, |node, hint| {
+            prefetch(hint as *const u8);
+            &*self.node(node).path == folded_path
+        })?;
+        let n = self.node(node);
+        n.life_at(at)?;
+        let Some(name) = name else {
+            return Some(None);
+        };
+        Some(
+            n.slot(name, layer)
+                .and_then(|slot| n.values[slot].chain.at(at)?.value),
+        )
     }
 
     /// Every layer's version of value `folded_name` as of `at` (layers that have it).

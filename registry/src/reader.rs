@@ -32,12 +32,11 @@ pub(crate) fn stored_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> 
         check_value_name(name)?;
         fold_into(name, folded_name);
         let index = read_index(&inner.index);
-        let Some(key) = index.key_by_path(folded_path, at) else {
-            return Err(Error::KeyNotFound {
+        index
+            .value_by_path(folded_path, BASE, folded_name, at)
+            .ok_or_else(|| Error::KeyNotFound {
                 path: display(inner, path),
-            });
-        };
-        Ok(index.value_at(key.node, BASE, folded_name, at))
+            })
     })?;
     stored.ok_or_else(|| Error::ValueNotFound {
         path: display(inner, path),
