@@ -308,13 +308,15 @@ impl Journal {
         }
         .encode(&mut seal);
         frame::finish(&mut seal, start);
-        // SAFETY: we hold the writer lock and write at the unpublished tail.
-        unsafe { active.write(writer.tail, &seal) };
+        let path = self.dir.join(active.name());
+        active
+            .write(writer.tail, &seal)
+            .map_err(|e| LogError::io("write", &path, e))?;
         let end = writer.tail + seal.len() as u64;
         active.publish(end);
         active
             .sync(end)
-            .map_err(|e| LogError::io("sync", self.dir.join(active.name()), e))?;
+            .map_err(|e| LogError::io("sync", &path, e))?;
         writer.tail = end;
         writer.active_sealed = true;
         self.group.note_durable(writer.next_seq - 1);
@@ -471,15 +473,15 @@ impl Journal {
         }
         .encode(&mut mark);
         frame::finish(&mut mark, start);
-        // SAFETY: we hold the writer lock and write at the unpublished tail; the space was
-        // reserved by every commit (see txn.rs).
-        unsafe { active.write(writer.tail, &mark) };
+        // The space was reserved by every commit (see txn.rs).
+        let path = self.dir.join(active.name());
+        active
+            .write(writer.tail, &mark)
+            .map_err(|e| LogError::io("write", &path, e))?;
         let end = writer.tail + mark.len() as u64;
         active.publish(end);
         writer.tail = end;
-        active
-            .sync(end)
-            .map_err(|e| LogError::io("sync", self.dir.join(active.name()), e))
+        active.sync(end).map_err(|e| LogError::io("sync", &path, e))
     }
 
     pub(crate) fn note_committed(&self, writer: &mut Writer) {

@@ -167,10 +167,13 @@ pub(crate) fn recover(
                 torn,
             }) => {
                 if ctx.writable && dirty_end > end {
-                    segments[i].zero(end, dirty_end);
+                    let path = ctx.dir.join(segments[i].name());
+                    segments[i]
+                        .zero(end, dirty_end)
+                        .map_err(|e| LogError::io("write", &path, e))?;
                     segments[i]
                         .sync(dirty_end)
-                        .map_err(|e| LogError::io("sync", ctx.dir.join(segments[i].name()), e))?;
+                        .map_err(|e| LogError::io("sync", &path, e))?;
                 }
                 report.torn_tail = torn;
                 tail = end;
@@ -398,10 +401,13 @@ fn salvage(
         copy_aside(ctx, &mut segments[i], &aside)?;
         let bytes = segments[i].contents();
         let dirty_end = scan::nonzero_end(bytes, fault.txn_start);
-        segments[i].zero(fault.txn_start, dirty_end);
+        let path = ctx.dir.join(&damaged_name);
+        segments[i]
+            .zero(fault.txn_start, dirty_end)
+            .map_err(|e| LogError::io("write", &path, e))?;
         segments[i]
             .sync(dirty_end)
-            .map_err(|e| LogError::io("sync", ctx.dir.join(&damaged_name), e))?;
+            .map_err(|e| LogError::io("sync", &path, e))?;
     }
     let mut dropped = Vec::new();
     for segment in segments.drain(first_dropped..) {
@@ -448,8 +454,8 @@ fn copy_aside(ctx: &Context<'_>, segment: &mut Segment, aside: &Path) -> Result<
         .vfs
         .create_mapped(&to, bytes.len() as u64)
         .map_err(|e| LogError::io("create", &to, e))?;
-    // SAFETY: a fresh file of the same length that nobody else has opened.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy.as_ptr(), bytes.len()) };
+    copy.write_at(0, bytes)
+        .map_err(|e| LogError::io("write", &to, e))?;
     copy.sync(bytes.len() as u64)
         .map_err(|e| LogError::io("sync", &to, e))
 }

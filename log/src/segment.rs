@@ -4,10 +4,11 @@
 //! preallocated, never-written rest). The file is named by the sequence number of its first
 //! transaction.
 //!
-//! Concurrency discipline: bytes `[0, published)` are immutable and may be read by any thread;
-//! only the journal's writer, which holds the writer lock, writes, and only at or beyond
-//! `published`. A reader learns of new bytes through the Release store of `published` (and the
-//! index's own lock), so no byte is ever read while it is written.
+//! Concurrency discipline: bytes `[0, published)` are immutable and may be read by any thread
+//! through the (read-only) map; only the journal's writer, which holds the writer lock, writes
+//! (with pwrite into the page cache the map shares), and only at or beyond `published`. A
+//! reader learns of new bytes through the Release store of `published` (and the index's own
+//! lock), so no byte is ever read while it is written.
 
 use std::io;
 use std::path::Path;
@@ -111,7 +112,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<Seq> {
 /// One journal file, mapped.
 pub struct Segment {
     file: Arc<dyn MappedFile>,
-    base: *mut u8,
+    base: *const u8,
     capacity: u64,
     name: String,
     number: u64,
@@ -146,9 +147,7 @@ impl Segment {
         let mut segment = Segment::from_file(file, name);
         segment.number = header.number;
         segment.first_seq = header.first_seq;
-        let bytes = header.encode();
-        // SAFETY: the segment is not shared yet; the header lies within the capacity.
-        unsafe { segment.write(0, &bytes) };
+        segment.write(0, &header.encode())?;
         segment.sync(HEADER_BYTES)?;
         segment.publish(HEADER_BYTES);
         Ok(segment)
@@ -240,12 +239,10 @@ impl Segment {
         body.get(frame::BODY_PREFIX_BYTES..)
     }
 
-    /// Copies `data` into the map at `offset`.
-    ///
-    /// # Safety
-    /// The caller is the segment's only writer, and `offset >= published()`: no reader can be
-    /// looking at these bytes.
-    pub(crate) unsafe fn write(&self, offset: u64, data: &[u8]) {
+    /// Writes `data` at `offset`, which must lie beyond everything published: no reader can be
+    /// looking at these bytes. Only the writer (under the writer lock) and recovery (before the
+    /// segment is shared) write.
+    pub(crate) fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         assert!(self.file.is_writable(), "write to a read-only segment");
         let end = offset + data.len() as u64;
         assert!(
@@ -253,20 +250,27 @@ impl Segment {
             "write past the end of segment {}",
             self.name
         );
-        debug_assert!(offset >= self.published(), "write into published bytes");
-        // SAFETY: in bounds (asserted), and no one reads or writes these bytes concurrently
-        // (the caller's contract).
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset as usize), data.len())
-        };
+        assert!(
+            offset >= self.published(),
+            "write into published bytes of {}",
+            self.name
+        );
+        self.file.write_at(offset, data)
     }
 
     /// Overwrites `[from, to)` with zeros; used by recovery to cut a torn tail, so that stale
     /// frames past the cut can never be read as new ones.
-    pub(crate) fn zero(&mut self, from: u64, to: u64) {
+    pub(crate) fn zero(&mut self, from: u64, to: u64) -> io::Result<()> {
+        const CHUNK_BYTES: u64 = 1 << 20;
         assert!(from <= to && to <= self.capacity);
-        // SAFETY: in bounds; `&mut self` excludes every other access.
-        unsafe { std::ptr::write_bytes(self.base.add(from as usize), 0, (to - from) as usize) };
+        let zeros = vec![0u8; CHUNK_BYTES.min(to - from) as usize];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(CHUNK_BYTES);
+            self.write(at, &zeros[..n as usize])?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// Makes readers see `[0, end)`.

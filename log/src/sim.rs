@@ -98,7 +98,7 @@ struct SimMapped {
 }
 
 impl MappedFile for SimMapped {
-    fn as_ptr(&self) -> *mut u8 {
+    fn as_ptr(&self) -> *const u8 {
         self.file.memory
     }
 
@@ -108,6 +108,26 @@ impl MappedFile for SimMapped {
 
     fn is_writable(&self) -> bool {
         self.writable && self.file.writable
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.is_writable() {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|start| start.checked_add(data.len()))
+            .filter(|&end| end <= self.file.len)
+            .ok_or_else(|| io::Error::other("write past the end of a simulated file"))?;
+        // SAFETY: in bounds (checked); the journal writes only bytes no one reads yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.file.memory.add(end - data.len()),
+                data.len(),
+            )
+        };
+        Ok(())
     }
 
     fn sync(&self, written_end: u64) -> io::Result<()> {
@@ -366,10 +386,7 @@ mod tests {
     use super::*;
 
     fn write(file: &dyn MappedFile, offset: usize, data: &[u8]) {
-        // SAFETY: test-only single writer, in bounds.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), file.as_ptr().add(offset), data.len())
-        };
+        file.write_at(offset as u64, data).unwrap();
     }
 
     #[test]

@@ -118,8 +118,8 @@ impl<'j> TxnBuilder<'j> {
     /// Closes the transaction with a Commit record and copies it into the journal. Under
     /// [`SyncPolicy::Always`] it returns once the commit is durable.
     ///
-    /// The caller must have checked [`TxnBuilder::fits`]. The copy cannot fail; only the wait
-    /// for durability can, and then the journal is poisoned.
+    /// The caller must have checked [`TxnBuilder::fits`]. If the write or the wait for
+    /// durability fails, the journal is poisoned: it refuses every later write until reopened.
     pub fn commit(mut self, principal: &str, time_unix_nanos: i64) -> Result<Seq, LogError> {
         if principal.len() > PRINCIPAL_MAX_BYTES {
             return Err(LogError::PrincipalTooLong {
@@ -147,8 +147,12 @@ impl<'j> TxnBuilder<'j> {
         }
         .encode(&mut writer.buf);
         frame::finish(&mut writer.buf, start);
-        // SAFETY: we hold the writer lock; the tail is beyond everything published.
-        unsafe { active.write(writer.tail, &writer.buf) };
+        if let Err(error) = active.write(writer.tail, &writer.buf) {
+            // What reached the page cache is unknown: refuse every later write.
+            let error = LogError::io("write", journal.dir().join(active.name()), error);
+            journal.group.fail(error.to_string());
+            return Err(error);
+        }
         let end = writer.tail + writer.buf.len() as u64;
         active.publish(end);
         writer.tail = end;
