@@ -643,3 +643,40 @@ fn a_builder_reads_back_what_it_pushed() {
     );
     assert_eq!(seq, 2);
 }
+
+#[test]
+fn an_empty_segment_file_left_by_a_crash_is_removed_on_real_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        segment_size_bytes: SEGMENT_SIZE_MIN_BYTES,
+        ..JournalOptions::default()
+    };
+    let journal = Journal::open(tmp.path(), options.clone(), &mut |_| Ok(())).unwrap();
+    let mut builder = journal.begin().unwrap();
+    builder.push(|buf| buf.extend_from_slice(b"kept")).unwrap();
+    builder.commit("tester", 1).unwrap();
+    journal.roll(&mut crate::lock(&journal.writer)).unwrap();
+    drop(journal);
+    // The crash came after the next segment's file was created, before its size was durable.
+    let next = tmp
+        .path()
+        .join("journal")
+        .join(crate::segment::file_name(2));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&next)
+        .unwrap();
+    let mut seen = Vec::new();
+    let journal = Journal::open(tmp.path(), options, &mut |txn| {
+        seen.push(txn.seq);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, [1]);
+    assert_eq!(
+        journal.recovery_report().torn_segment.as_deref(),
+        Some("00000000000000000002.seg")
+    );
+    assert!(!next.exists());
+}

@@ -67,8 +67,19 @@ pub struct OsVfs;
 
 struct OsMapped {
     file: File,
-    map: MmapRaw,
+    /// `None` for an empty file (a segment whose creation a crash interrupted): there is
+    /// nothing to map, and recovery removes it.
+    map: Option<MmapRaw>,
     writable: bool,
+}
+
+fn map_read_only(file: &File) -> io::Result<Option<MmapRaw>> {
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    memmap2::MmapOptions::new()
+        .map_raw_read_only(file)
+        .map(Some)
 }
 
 struct OsLock {
@@ -79,11 +90,13 @@ impl LockGuard for OsLock {}
 
 impl MappedFile for OsMapped {
     fn as_ptr(&self) -> *const u8 {
-        self.map.as_ptr()
+        self.map
+            .as_ref()
+            .map_or(std::ptr::NonNull::dangling().as_ptr(), MmapRaw::as_ptr)
     }
 
     fn len_bytes(&self) -> u64 {
-        self.map.len() as u64
+        self.map.as_ref().map_or(0, |map| map.len() as u64)
     }
 
     fn is_writable(&self) -> bool {
@@ -132,7 +145,7 @@ impl Vfs for OsVfs {
         preallocate(&file, len_bytes)?;
         // The size and the allocation are metadata: sync them before anything relies on them.
         file.sync_all()?;
-        let map = memmap2::MmapOptions::new().map_raw_read_only(&file)?;
+        let map = map_read_only(&file)?;
         Ok(Arc::new(OsMapped {
             file,
             map,
@@ -142,7 +155,7 @@ impl Vfs for OsVfs {
 
     fn open_mapped(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn MappedFile>> {
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
-        let map = memmap2::MmapOptions::new().map_raw_read_only(&file)?;
+        let map = map_read_only(&file)?;
         Ok(Arc::new(OsMapped {
             file,
             map,
