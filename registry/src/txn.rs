@@ -430,17 +430,19 @@ impl Resolver<'_, '_> {
     fn delete_value(&mut self, target: &Target, name: &str) -> Result<()> {
         let node = self.resolve(target)?;
         let folded = fold(name);
-        if self.index.value_now(node, BASE, &folded).is_none() {
+        let Some(existing) = self.index.value_now(node, BASE, &folded) else {
             return Err(Error::ValueNotFound {
                 path: target.path().to_string(),
                 name: name.to_string(),
             });
-        }
+        };
+        // History names the value as it was written, whatever case the delete used.
+        let written = self.written_name(existing, &folded)?;
         let key = self.alive_id(node);
         self.push(Op::DeleteValue {
             key,
             layer: BASE,
-            name,
+            name: &written,
         })?;
         self.index.delete_value(node, BASE, &folded);
         Ok(())

@@ -8,7 +8,7 @@ use hivelog::{HistoryOp, HistoryTxn, Key, Store, Value, ValueType};
 use serde_json::json;
 
 use crate::format::{display_name, json_value, parse_data, reg_data, type_name};
-use crate::store_dir::{Failure, fail, open_read, open_write};
+use crate::store_dir::{Failure, check_path, fail, open_existing_write, open_read, open_write};
 use crate::{AddArgs, DeleteArgs, LogArgs, QueryArgs};
 
 type Out = BufWriter<io::StdoutLock<'static>>;
@@ -40,6 +40,7 @@ pub(crate) fn add(dir: &Path, args: &AddArgs) -> Result<(), Failure> {
     let sets_value = args.value.is_some() || args.ve || args.ty.is_some() || args.data.is_some();
     // Validate everything before the store is opened (or created).
     let value = parse_data(ty, args.data.as_deref(), &args.separator)?;
+    check_path(&args.key)?;
     let store = open_write(dir)?;
     let mut tx = store.transaction();
     tx.create_key(&args.key)?;
@@ -52,7 +53,8 @@ pub(crate) fn add(dir: &Path, args: &AddArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn delete(dir: &Path, args: &DeleteArgs) -> Result<(), Failure> {
-    let store = open_write(dir)?;
+    check_path(&args.key)?;
+    let store = open_existing_write(dir)?;
     let mut tx = store.transaction();
     if let Some(name) = &args.value {
         tx.delete_value(&args.key, name)?;

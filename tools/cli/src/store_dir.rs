@@ -63,14 +63,33 @@ pub(crate) fn open_write(dir: &Path) -> Result<Store, Failure> {
     Ok(Store::open(dir, options())?)
 }
 
+/// Fails unless a store exists in `dir`.
+fn require_store(dir: &Path) -> Result<(), Failure> {
+    if dir.join("journal").is_dir() {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "no store at {} (create one with `hivelog init` or any write command)",
+        dir.display()
+    )))
+}
+
+/// Opens an existing store for writing (for changes that make no sense on an empty store,
+/// such as deletes); a missing store is an error, never created.
+pub(crate) fn open_existing_write(dir: &Path) -> Result<Store, Failure> {
+    require_store(dir)?;
+    open_write(dir)
+}
+
+/// Checks a key path as the store will, before anything is opened or created.
+pub(crate) fn check_path(path: &str) -> Result<(), Failure> {
+    hivelog::KeyPath::parse(path, &principal())?;
+    Ok(())
+}
+
 /// Opens an existing store read-only; a missing store is an error, never created.
 pub(crate) fn open_read(dir: &Path) -> Result<Store, Failure> {
-    if !dir.join("journal").is_dir() {
-        return Err(fail(format!(
-            "no store at {} (create one with `hivelog init` or any write command)",
-            dir.display()
-        )));
-    }
+    require_store(dir)?;
     Ok(Store::open(
         dir,
         Options {
