@@ -147,25 +147,11 @@ impl<V: Copy> Index<V> {
             tombstones: Vec::new(),
         };
         let child_key = ChildKey(node.folded_name().into());
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.nodes[id.0 as usize] = Some(node);
-                id
-            }
-            None => {
-                let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
-                let capacity = self.nodes.capacity();
-                self.nodes.push(Some(node));
-                if self.nodes.capacity() != capacity {
-                    crate::memory::advise_huge_pages(self.nodes.as_ptr(), self.nodes.capacity());
-                }
-                id
-            }
-        };
+        let id = self.nodes.insert(node);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         self.paths.insert(hash, id, 0, |n| {
             use std::hash::BuildHasher;
-            let path: &str = &nodes[n.0 as usize].as_ref().expect("node in table").path;
+            let path: &str = &nodes.get(n).expect("node in table").path;
             hasher.hash_one(path)
         });
         self.node_mut(parent).children.insert(child_key, id);
@@ -182,24 +168,18 @@ impl<V: Copy> Index<V> {
 
     /// Removes a node from the table, its parent and the arena. Used by rollback and GC.
     pub(crate) fn remove_node(&mut self, node: NodeId) {
-        let n = self.nodes[node.0 as usize]
-            .take()
-            .expect("removing a live node slot");
+        let n = self.nodes.take(node).expect("removing a live node slot");
         debug_assert!(n.children.is_empty(), "removing a node with children");
         let hash = self.hash_path(&n.path);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         self.paths.remove(hash, node, |other| {
             use std::hash::BuildHasher;
-            let path: &str = &nodes[other.0 as usize]
-                .as_ref()
-                .expect("node in table")
-                .path;
+            let path: &str = &nodes.get(other).expect("node in table").path;
             hasher.hash_one(path)
         });
         self.node_mut(n.parent)
             .children
             .remove(&ChildKey(n.folded_name().into()));
-        self.free.push(node);
     }
 
     /// Deletes the key at `node`, which must exist and have no subkeys.

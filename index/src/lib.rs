@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod apply;
+mod arena;
 pub mod fold;
 mod gc;
 mod inline_path;

@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
+use crate::arena::Arena;
 use crate::fold;
 use crate::inline_path::InlinePath;
 use crate::memory::prefetch;
@@ -154,8 +155,7 @@ pub struct IndexStats {
 /// The in-memory index of keys and versioned values. `V` is what a value version points to
 /// (for the registry: where the value lives in the journal).
 pub struct Index<V> {
-    pub(crate) nodes: Vec<Option<Node<V>>>,
-    pub(crate) free: Vec<NodeId>,
+    pub(crate) nodes: Arena<Node<V>>,
     pub(crate) paths: PathTable,
     pub(crate) hasher: foldhash::fast::RandomState,
     pub(crate) names: Names,
@@ -187,9 +187,11 @@ impl<V: Copy> Index<V> {
             children: BTreeMap::new(),
             tombstones: Vec::new(),
         };
+        let mut nodes = Arena::new();
+        let root_id = nodes.insert(root);
+        debug_assert_eq!(root_id, NodeId(0));
         let mut index = Index {
-            nodes: vec![Some(root)],
-            free: Vec::new(),
+            nodes,
             paths: PathTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             names: Names::default(),
@@ -219,14 +221,12 @@ impl<V: Copy> Index<V> {
 
     #[inline]
     pub(crate) fn node(&self, node: NodeId) -> &Node<V> {
-        self.nodes[node.0 as usize]
-            .as_ref()
-            .expect("a NodeId names a live slot")
+        self.nodes.get(node).expect("a NodeId names a live slot")
     }
 
     pub(crate) fn node_mut(&mut self, node: NodeId) -> &mut Node<V> {
-        self.nodes[node.0 as usize]
-            .as_mut()
+        self.nodes
+            .get_mut(node)
             .expect("a NodeId names a live slot")
     }
 
@@ -390,9 +390,9 @@ impl<V: Copy> Index<V> {
     pub fn stats(&self, at: Seq) -> IndexStats {
         let mut stats = IndexStats::default();
         let mut memory = self.paths.memory_bytes() + self.names.memory_bytes();
-        memory += self.nodes.capacity() * std::mem::size_of::<Option<Node<V>>>();
+        memory += self.nodes.memory_bytes();
         memory += self.ids.capacity() * 24;
-        for node in self.nodes.iter().flatten() {
+        for node in self.nodes.iter() {
             stats.nodes += 1;
             if node.life_at(at).is_some() && !node.path.is_empty() {
                 stats.keys += 1;
