@@ -9,7 +9,7 @@ use hivelog_index::{Index, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
-use crate::op::{Op, set_value_data};
+use crate::op::Op;
 use crate::path::{KeyPath, check_value_name, fold_path};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
@@ -78,8 +78,7 @@ pub(crate) fn visit_value<R>(
     inner
         .journal
         .with_op(stored.loc, |payload| {
-            let (ty, data) = set_value_data(payload).ok()?;
-            Some(visit(ty, data))
+            Some(visit(stored.ty, stored.data_in(payload)?))
         })
         .flatten()
         .ok_or_else(|| damaged(stored))

@@ -9,7 +9,7 @@ use hivelog_index::fold::fold;
 use hivelog_index::{Index, KeyId, NodeId};
 use hivelog_log::{Loc, Rejected, TxnView};
 
-use crate::op::Op;
+use crate::op::{Op, set_value_data_at};
 use crate::path::{DEPTH_MAX, Hive};
 use crate::stored::Stored;
 
@@ -93,8 +93,8 @@ impl<'a> Replayer<'a> {
                 data,
             } => {
                 let node = self.alive(key, loc)?;
-                self.index
-                    .set_value(node, layer, &fold(name), Stored::new(loc, ty, data));
+                let stored = Stored::new(loc, ty, data, set_value_data_at(name.len()));
+                self.index.set_value(node, layer, &fold(name), stored);
             }
             Op::DeleteValue { key, layer, name } => {
                 let node = self.alive(key, loc)?;

@@ -15,7 +15,7 @@ use hivelog_index::{Index, KeyId, LayerId, NodeId};
 use hivelog_log::{Seq, TxnBuilder, unix_nanos_now};
 
 use crate::error::{Error, Result};
-use crate::op::Op;
+use crate::op::{Op, set_value_data_at};
 use crate::path::{Hive, KeyPath, check_value_name};
 use crate::store::{Inner, write_index};
 use crate::stored::Stored;
@@ -405,8 +405,13 @@ impl Resolver<'_, '_> {
             name: &written,
             data: &value.data,
         })?;
-        self.index
-            .set_value(node, BASE, &folded, Stored::new(loc, value.ty, &value.data));
+        let data_at = set_value_data_at(written.len());
+        self.index.set_value(
+            node,
+            BASE,
+            &folded,
+            Stored::new(loc, value.ty, &value.data, data_at),
+        );
         self.folded_name = folded;
         Ok(())
     }
