@@ -9,10 +9,7 @@
 //! Misuse (an operation on a dead key, deleting a key that has subkeys) is a bug in the caller,
 //! who validates first; it is caught by assertions, because applying it would corrupt history.
 
-use std::collections::BTreeMap;
-
 use crate::fold;
-use crate::inline_path::InlinePath;
 use crate::names::NameId;
 use crate::trie::{ALIVE, ChildKey, Index, Life, Node, Slot};
 use crate::version_chain::{Chain, Pushed, Version};
@@ -81,7 +78,7 @@ impl<V: Copy> Index<V> {
     /// The id of the key at `node` at the newest state, if it exists.
     pub fn alive_id(&self, node: NodeId) -> Option<KeyId> {
         let n = self.node(node);
-        n.alive().then_some(n.life.id)
+        n.alive().then_some(n.id)
     }
 
     /// Whether `node` has a subkey at the newest state.
@@ -96,7 +93,7 @@ impl<V: Copy> Index<V> {
     pub fn value_now(&self, node: NodeId, layer: LayerId, folded_name: &str) -> Option<V> {
         let name = self.names.get(folded_name)?;
         let n = self.node(node);
-        n.values[n.slot(name, layer)?].chain.head().value
+        n.values()[n.slot(name, layer)?].chain.head().value
     }
 
     /// Creates key `id` named `name` under `parent`; returns its node.
@@ -104,8 +101,8 @@ impl<V: Copy> Index<V> {
         assert!(self.is_alive(parent), "parent of a new key must exist");
         assert!(!self.ids.contains_key(&id), "key ids are never reused");
         let seq = self.seq();
-        let mut path = String::with_capacity(self.node(parent).path.len() + name.len() + 1);
-        path.push_str(&self.node(parent).path);
+        let mut path = String::with_capacity(self.node(parent).path().len() + name.len() + 1);
+        path.push_str(self.node(parent).path());
         if parent != self.root() {
             path.push('\\');
         }
@@ -120,7 +117,7 @@ impl<V: Copy> Index<V> {
             Some(node) => {
                 let n = self.node_mut(node);
                 assert!(!n.alive(), "creating a key that exists");
-                let before = std::mem::replace(&mut n.life, life);
+                let before = n.replace_newest(life);
                 n.older_lives.push(before);
                 self.record(Undo::LifeAdded(node));
                 node
@@ -137,45 +134,37 @@ impl<V: Copy> Index<V> {
 
     fn insert_node(&mut self, parent: NodeId, path: String, life: Life) -> NodeId {
         let hash = self.hash_path(&path);
-        let node = Node {
-            path: InlinePath::new(&path),
-            values: Vec::new(),
-            life,
-            parent,
-            older_lives: Vec::new(),
-            children: BTreeMap::new(),
-            tombstones: Vec::new(),
-        };
+        let node = Node::new(&path, life, parent);
         let child_key = ChildKey(node.folded_name().into());
+        let block = node.block.as_ptr() as usize;
         let id = self.nodes.insert(node);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.paths.insert(hash, id, 0, |n| {
+        self.paths.insert(hash, id, block, |n| {
             use std::hash::BuildHasher;
-            let path: &str = &nodes.get(n).expect("node in table").path;
-            hasher.hash_one(path)
+            hasher.hash_one(nodes.get(n).expect("node in table").path())
         });
         self.node_mut(parent).children.insert(child_key, id);
         id
     }
 
-    /// Points the path table's hint at the node's value slots (after they moved).
-    fn refresh_hint(&mut self, node: NodeId) {
+    /// Points the path table at the node's key block again (after it moved). Readers
+    /// dereference that address: it must be right whenever the write lock is released.
+    fn refresh_block(&mut self, node: NodeId) {
         let n = self.node(node);
-        let hint = n.values.as_ptr() as usize;
-        let hash = self.hash_path(&n.path);
-        self.paths.set_hint(hash, node, hint);
+        let block = n.block.as_ptr() as usize;
+        let hash = self.hash_path(n.path());
+        self.paths.set_hint(hash, node, block);
     }
 
     /// Removes a node from the table, its parent and the arena. Used by rollback and GC.
     pub(crate) fn remove_node(&mut self, node: NodeId) {
         let n = self.nodes.take(node).expect("removing a live node slot");
         debug_assert!(n.children.is_empty(), "removing a node with children");
-        let hash = self.hash_path(&n.path);
+        let hash = self.hash_path(n.path());
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         self.paths.remove(hash, node, |other| {
             use std::hash::BuildHasher;
-            let path: &str = &nodes.get(other).expect("node in table").path;
-            hasher.hash_one(path)
+            hasher.hash_one(nodes.get(other).expect("node in table").path())
         });
         self.node_mut(n.parent)
             .children
@@ -225,7 +214,7 @@ impl<V: Copy> Index<V> {
         self.delete_all_values(node);
         let n = self.node_mut(node);
         debug_assert!(n.alive());
-        n.life.deleted = seq;
+        n.block.head_mut().deleted = seq;
         self.record(Undo::LifeEnded(node));
     }
 
@@ -233,7 +222,7 @@ impl<V: Copy> Index<V> {
         let seq = self.seq();
         let live: Vec<usize> = self
             .node(node)
-            .values
+            .values()
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.chain.head().value.is_some())
@@ -245,7 +234,7 @@ impl<V: Copy> Index<V> {
     }
 
     fn push_version(&mut self, node: NodeId, slot: usize, version: Version<V>) {
-        let pushed = self.node_mut(node).values[slot].chain.push(version);
+        let pushed = self.node_mut(node).values_mut()[slot].chain.push(version);
         self.record(Undo::VersionPushed(node, slot, pushed));
     }
 
@@ -264,21 +253,13 @@ impl<V: Copy> Index<V> {
         match self.node(node).slot(name, layer) {
             Some(slot) => self.push_version(node, slot, version),
             None => {
-                let values = &mut self.node_mut(node).values;
-                let grows = values.len() == values.capacity();
-                if grows {
-                    // Grow by a quarter (at least four), not double: a key's values are
-                    // written once and kept, so the slack of doubling would be memory held
-                    // for good.
-                    values.reserve_exact((values.len() / 4).max(4));
-                }
-                values.push(Slot {
+                let moved = self.node_mut(node).block.push(Slot {
                     name,
                     layer,
                     chain: Chain::new(version),
                 });
-                if grows {
-                    self.refresh_hint(node);
+                if moved {
+                    self.refresh_block(node);
                 }
                 self.record(Undo::SlotAdded(node));
             }
@@ -298,7 +279,7 @@ impl<V: Copy> Index<V> {
         let Some(slot) = self.node(node).slot(name, layer) else {
             return false;
         };
-        if self.node(node).values[slot].chain.head().value.is_none() {
+        if self.node(node).values()[slot].chain.head().value.is_none() {
             return false;
         }
         self.push_version(node, slot, Version { seq, value: None });
@@ -321,22 +302,22 @@ impl<V: Copy> Index<V> {
         for undo in pending.undo.into_iter().rev() {
             match undo {
                 Undo::NodeCreated(node) => {
-                    let id = self.node(node).life.id;
+                    let id = self.node(node).id;
                     self.ids.remove(&id);
                     self.remove_node(node);
                 }
                 Undo::LifeAdded(node) => {
                     let n = self.node_mut(node);
                     let before = n.older_lives.pop().expect("an earlier incarnation");
-                    let id = std::mem::replace(&mut n.life, before).id;
+                    let id = n.replace_newest(before).id;
                     self.ids.remove(&id);
                 }
-                Undo::LifeEnded(node) => self.node_mut(node).life.deleted = ALIVE,
+                Undo::LifeEnded(node) => self.node_mut(node).block.head_mut().deleted = ALIVE,
                 Undo::SlotAdded(node) => {
-                    self.node_mut(node).values.pop();
+                    self.node_mut(node).block.pop();
                 }
                 Undo::VersionPushed(node, slot, pushed) => {
-                    let kept = self.node_mut(node).values[slot].chain.undo(pushed);
+                    let kept = self.node_mut(node).values_mut()[slot].chain.undo(pushed);
                     assert!(kept, "a pushed version has one before it");
                 }
                 Undo::Tombstone(node) => {

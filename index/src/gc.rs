@@ -48,9 +48,9 @@ impl<V: Copy> Index<V> {
     fn collect_node(&mut self, node: NodeId, horizon: Seq, stats: &mut GcStats) {
         let is_root = node == self.root();
         let n = self.node_mut(node);
-        let before: usize = n.values.iter().map(|slot| slot.chain.len()).sum();
-        n.values.retain_mut(|slot| slot.chain.collect(horizon));
-        let after: usize = n.values.iter().map(|slot| slot.chain.len()).sum();
+        let before: usize = n.values().iter().map(|slot| slot.chain.len()).sum();
+        n.block.retain_mut(|slot| slot.chain.collect(horizon));
+        let after: usize = n.values().iter().map(|slot| slot.chain.len()).sum();
         stats.versions += (before - after) as u64;
         n.tombstones.retain(|&seq| seq > horizon);
         let mut dead_ids = Vec::new();
@@ -63,12 +63,12 @@ impl<V: Copy> Index<V> {
         });
         // `deleted <= horizon` also means not alive (alive is Seq::MAX).
         let gone = !is_root
-            && n.life.deleted <= horizon
+            && n.block.head().deleted <= horizon
             && n.older_lives.is_empty()
-            && n.values.is_empty()
+            && n.values().is_empty()
             && n.children.is_empty();
         if gone {
-            dead_ids.push(n.life.id);
+            dead_ids.push(n.id);
         }
         stats.lives += dead_ids.len() as u64;
         for id in dead_ids {

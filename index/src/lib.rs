@@ -21,6 +21,7 @@ mod arena;
 pub mod fold;
 mod gc;
 mod inline_path;
+mod key_block;
 mod memory;
 mod names;
 mod path_table;

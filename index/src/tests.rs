@@ -342,9 +342,24 @@ fn check(index: &Index<u32>, state: &ModelState, universe: &BTreeSet<Vec<String>
             expected.map(|k| k.id),
             "{joined} at {at}"
         );
+        let point_read = index.value_by_path(&joined, 0, "A", at);
         let (Some(found), Some(expected)) = (found, expected) else {
+            assert_eq!(
+                point_read, None,
+                "point read of a missing key {joined} at {at}"
+            );
             continue;
         };
+        // The point read (through the key block) agrees with the model.
+        for layer in 0..2 {
+            for name in ["A", "B", "B_X", "É"] {
+                assert_eq!(
+                    index.value_by_path(&joined, layer, name, at),
+                    Some(expected.values.get(&(name.to_string(), layer)).copied()),
+                    "point read of {joined} {name} layer {layer} at {at}"
+                );
+            }
+        }
         assert_eq!(found.name, expected.name);
         let values: BTreeMap<(String, LayerId), u32> = index
             .values_at(found.node, at)
@@ -405,4 +420,32 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_root_and_every_key_are_found_through_their_blocks() {
+    let mut index: Index<u32> = Index::new();
+    assert_eq!(index.find(""), Some(index.root()));
+    index.begin(1);
+    create(&mut index, "", "M", 1);
+    let key = create(&mut index, "m", "K", 2);
+    // Enough values to move the key's block several times.
+    for i in 0..100u32 {
+        index.set_value(key, BASE, &format!("V{i}"), i);
+    }
+    index.commit();
+    assert_eq!(index.find("M\\K"), Some(key));
+    for i in 0..100u32 {
+        assert_eq!(
+            index.value_by_path("M\\K", BASE, &format!("V{i}"), 1),
+            Some(Some(i))
+        );
+    }
+    assert_eq!(index.value_by_path("M\\K", BASE, "NOPE", 1), Some(None));
+    assert_eq!(index.value_by_path("M\\X", BASE, "V1", 1), None);
+    assert_eq!(
+        index.value_by_path("M\\K", BASE, "V1", 0),
+        None,
+        "before the key existed"
+    );
 }

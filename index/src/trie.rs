@@ -11,8 +11,7 @@ use std::hash::BuildHasher;
 
 use crate::arena::Arena;
 use crate::fold;
-use crate::inline_path::InlinePath;
-use crate::memory::prefetch;
+use crate::key_block::KeyBlock;
 use crate::names::{NameId, Names};
 use crate::path_table::PathTable;
 use crate::version_chain::{Chain, Version};
@@ -62,16 +61,13 @@ impl PartialOrd for ChildKey {
     }
 }
 
-/// Laid out for the point read: the first cache line holds the value slots' pointer and the
-/// newest incarnation, the second the path (when it is short). The rest is for writers,
-/// enumeration and history.
-#[repr(C, align(64))]
+/// One path's key: what a point read needs sits in the key block (the newest incarnation's
+/// lifetime, the path, the value slots); the rest is for writers, enumeration and history.
 pub(crate) struct Node<V> {
-    pub values: Vec<Slot<V>>,
-    /// The newest incarnation.
-    pub life: Life,
-    /// The folded full path ("" for the root).
-    pub path: InlinePath,
+    pub block: KeyBlock<Slot<V>>,
+    /// The newest incarnation's id and name (its lifetime is in the block).
+    pub id: KeyId,
+    pub name: Box<str>,
     pub parent: NodeId,
     pub older_lives: Vec<Life>,
     pub children: BTreeMap<ChildKey, NodeId>,
@@ -79,36 +75,106 @@ pub(crate) struct Node<V> {
     pub tombstones: Vec<Seq>,
 }
 
+/// An incarnation as a read sees it.
+pub(crate) struct LifeRef<'a> {
+    pub id: KeyId,
+    pub name: &'a str,
+    pub created: Seq,
+}
+
 impl<V> Node<V> {
-    #[inline]
-    pub(crate) fn life_at(&self, at: Seq) -> Option<&Life> {
-        if self.life.visible_at(at) {
-            return Some(&self.life);
+    pub(crate) fn new(path: &str, life: Life, parent: NodeId) -> Node<V> {
+        Node {
+            block: KeyBlock::new(path, life.created, life.deleted),
+            id: life.id,
+            name: life.name,
+            parent,
+            older_lives: Vec::new(),
+            children: BTreeMap::new(),
+            tombstones: Vec::new(),
         }
-        if at >= self.life.created {
+    }
+
+    /// The folded full path ("" for the root).
+    pub(crate) fn path(&self) -> &str {
+        &self.block.head().path
+    }
+
+    pub(crate) fn values(&self) -> &[Slot<V>] {
+        self.block.slots()
+    }
+
+    pub(crate) fn values_mut(&mut self) -> &mut [Slot<V>] {
+        self.block.slots_mut()
+    }
+
+    /// The newest incarnation, whole.
+    pub(crate) fn newest(&self) -> Life {
+        let head = self.block.head();
+        Life {
+            created: head.created,
+            deleted: head.deleted,
+            id: self.id,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Makes `life` the newest incarnation; returns the one it replaces.
+    pub(crate) fn replace_newest(&mut self, life: Life) -> Life {
+        let before = self.newest();
+        let head = self.block.head_mut();
+        head.created = life.created;
+        head.deleted = life.deleted;
+        self.id = life.id;
+        self.name = life.name;
+        before
+    }
+
+    #[inline]
+    pub(crate) fn life_at(&self, at: Seq) -> Option<LifeRef<'_>> {
+        let head = self.block.head();
+        if head.created <= at && at < head.deleted {
+            return Some(LifeRef {
+                id: self.id,
+                name: &self.name,
+                created: head.created,
+            });
+        }
+        if at >= head.created {
             return None;
         }
         self.older_lives
             .iter()
             .rev()
             .find(|life| life.visible_at(at))
+            .map(|life| LifeRef {
+                id: life.id,
+                name: &life.name,
+                created: life.created,
+            })
     }
 
     pub(crate) fn alive(&self) -> bool {
-        self.life.deleted == ALIVE
+        self.block.head().deleted == ALIVE
     }
 
     /// The folded last component of the path.
     pub(crate) fn folded_name(&self) -> &str {
-        self.path.rsplit('\\').next().unwrap_or("")
+        self.path().rsplit('\\').next().unwrap_or("")
     }
 
     #[inline]
     pub(crate) fn slot(&self, name: NameId, layer: LayerId) -> Option<usize> {
-        self.values
-            .iter()
-            .position(|slot| slot.name == name && slot.layer == layer)
+        slot_in(self.values(), name, layer)
     }
+}
+
+/// The slot of value `name` in `layer` among `slots`.
+#[inline]
+fn slot_in<V>(slots: &[Slot<V>], name: NameId, layer: LayerId) -> Option<usize> {
+    slots
+        .iter()
+        .position(|slot| slot.name == name && slot.layer == layer)
 }
 
 /// A key as it exists at some snapshot.
@@ -173,20 +239,16 @@ impl<V: Copy> Default for Index<V> {
 impl<V: Copy> Index<V> {
     /// An empty index: the root node (id 0, path "") alive since sequence number 0.
     pub fn new() -> Index<V> {
-        let root = Node {
-            path: InlinePath::new(""),
-            values: Vec::new(),
-            life: Life {
-                id: 0,
+        let root = Node::new(
+            "",
+            Life {
                 created: 0,
                 deleted: ALIVE,
+                id: 0,
                 name: "".into(),
             },
-            parent: NodeId(0),
-            older_lives: Vec::new(),
-            children: BTreeMap::new(),
-            tombstones: Vec::new(),
-        };
+            NodeId(0),
+        );
         let mut nodes = Arena::new();
         let root_id = nodes.insert(root);
         debug_assert_eq!(root_id, NodeId(0));
@@ -200,7 +262,8 @@ impl<V: Copy> Index<V> {
             applied: 0,
         };
         let hash = index.hash_path("");
-        index.paths.insert(hash, NodeId(0), 0, |_| hash);
+        let block = index.node(NodeId(0)).block.as_ptr() as usize;
+        index.paths.insert(hash, NodeId(0), block, |_| hash);
         index.ids.insert(0, NodeId(0));
         index
     }
@@ -234,13 +297,18 @@ impl<V: Copy> Index<V> {
     #[inline]
     pub fn find(&self, folded_path: &str) -> Option<NodeId> {
         let hash = self.hash_path(folded_path);
-        self.paths.probe(hash, |node, hint| {
-            // The value slots are the next thing a read needs: start fetching them (by the
-            // table's hint) while the node is fetched and its path compared, so the cache
-            // misses overlap instead of following one another.
-            prefetch(hint as *const u8);
-            &*self.node(node).path == folded_path
-        })
+        self.paths
+            .probe(hash, |_, block| self.block_path(block) == folded_path)
+    }
+
+    /// The path in the key block at `block`, an address from the path table.
+    #[inline]
+    fn block_path(&self, block: usize) -> &str {
+        // SAFETY: a path-table hint is the address of its node's key block (kept so by every
+        // change that moves a block, under the index's write lock), and `&self` means no
+        // writer holds that lock now.
+        let (head, _) = unsafe { KeyBlock::<Slot<V>>::view(block as *const u8) };
+        &head.path
     }
 
     /// The key at `node` as of snapshot `at`, if one exists then.
@@ -250,7 +318,7 @@ impl<V: Copy> Index<V> {
         n.life_at(at).map(|life| KeyAt {
             node,
             id: life.id,
-            name: &life.name,
+            name: life.name,
             created: life.created,
         })
     }
@@ -279,7 +347,7 @@ impl<V: Copy> Index<V> {
 
     /// The folded full path of a node.
     pub fn folded_path(&self, node: NodeId) -> &str {
-        &self.node(node).path
+        self.node(node).path()
     }
 
     /// The display path of the key at `node` as of `at`: each component as created.
@@ -313,7 +381,7 @@ impl<V: Copy> Index<V> {
         let name = self.names.get(folded_name)?;
         let n = self.node(node);
         let slot = n.slot(name, layer)?;
-        n.values[slot].chain.at(at)?.value
+        n.values()[slot].chain.at(at)?.value
     }
 
     /// Value `folded_name` in `layer` of the key at `folded_path`, as of `at`: `None` if no
@@ -331,19 +399,26 @@ impl<V: Copy> Index<V> {
         let hash = self.hash_path(folded_path);
         self.paths.prefetch(hash);
         let name = self.names.get(folded_name);
-        let node = self.paths.probe(hash, |node, hint| {
-            prefetch(hint as *const u8);
-            &*self.node(node).path == folded_path
+        let mut found = 0;
+        let node = self.paths.probe(hash, |_, block| {
+            found = block;
+            self.block_path(block) == folded_path
         })?;
-        let n = self.node(node);
-        n.life_at(at)?;
+        // SAFETY: as in `block_path`.
+        let (head, slots) = unsafe { KeyBlock::<Slot<V>>::view(found as *const u8) };
+        let (created, deleted) = (head.created, head.deleted);
+        if !(created <= at && at < deleted) {
+            // An older incarnation may have been alive then: ask the node.
+            self.node(node).life_at(at)?;
+            return Some(name.and_then(|name| {
+                let n = self.node(node);
+                n.values()[n.slot(name, layer)?].chain.at(at)?.value
+            }));
+        }
         let Some(name) = name else {
             return Some(None);
         };
-        Some(
-            n.slot(name, layer)
-                .and_then(|slot| n.values[slot].chain.at(at)?.value),
-        )
+        Some(slot_in(slots, name, layer).and_then(|slot| slots[slot].chain.at(at)?.value))
     }
 
     /// Every layer's version of value `folded_name` as of `at` (layers that have it).
@@ -355,7 +430,7 @@ impl<V: Copy> Index<V> {
     ) -> impl Iterator<Item = (LayerId, V)> + '_ {
         let name = self.names.get(folded_name);
         self.node(node)
-            .values
+            .values()
             .iter()
             .filter(move |slot| Some(slot.name) == name)
             .filter_map(move |slot| Some((slot.layer, slot.chain.at(at)?.value?)))
@@ -365,7 +440,7 @@ impl<V: Copy> Index<V> {
     pub fn values_at(&self, node: NodeId, at: Seq) -> Vec<ValueAt<'_, V>> {
         let mut values: Vec<ValueAt<'_, V>> = self
             .node(node)
-            .values
+            .values()
             .iter()
             .filter_map(|slot| {
                 let version: &Version<V> = slot.chain.at(at)?;
@@ -394,14 +469,14 @@ impl<V: Copy> Index<V> {
         memory += self.ids.capacity() * 24;
         for node in self.nodes.iter() {
             stats.nodes += 1;
-            if node.life_at(at).is_some() && !node.path.is_empty() {
+            if node.life_at(at).is_some() && !node.path().is_empty() {
                 stats.keys += 1;
             }
-            memory += node.path.len() + node.life.name.len();
-            memory += node.values.capacity() * std::mem::size_of::<Slot<V>>();
+            memory += node.path().len() + node.name.len();
+            memory += node.values().len() * std::mem::size_of::<Slot<V>>();
             memory += node.older_lives.capacity() * std::mem::size_of::<Life>();
             memory += node.children.len() * (std::mem::size_of::<(ChildKey, NodeId)>() + 16);
-            for slot in &node.values {
+            for slot in node.values() {
                 stats.versions += slot.chain.len() as u64;
                 if slot.chain.len() > 1 {
                     memory += 24 + (slot.chain.len() - 1) * std::mem::size_of::<Version<V>>();
