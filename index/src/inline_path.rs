@@ -31,6 +31,13 @@ impl InlinePath {
     }
 }
 
+impl InlinePath {
+    /// Whether the path lives inside the struct (not on the heap).
+    pub(crate) fn is_inline(&self) -> bool {
+        self.heap.is_none()
+    }
+}
+
 impl Deref for InlinePath {
     type Target = str;
 

@@ -124,6 +124,13 @@ impl<T> KeyBlock<T> {
         }
     }
 
+    /// Bytes the block holds (head, path spilled to the heap, room for slots).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let path = &self.head().path;
+        let spilled = if path.is_inline() { 0 } else { path.len() };
+        Self::layout(self.head().cap as usize).0.size() + spilled
+    }
+
     /// Appends a slot. Returns true if the block moved (its address changed).
     pub(crate) fn push(&mut self, slot: T) -> bool {
         let (len, cap) = (self.head().len as usize, self.head().cap as usize);

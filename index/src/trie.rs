@@ -472,8 +472,7 @@ impl<V: Copy> Index<V> {
             if node.life_at(at).is_some() && !node.path().is_empty() {
                 stats.keys += 1;
             }
-            memory += node.path().len() + node.name.len();
-            memory += node.values().len() * std::mem::size_of::<Slot<V>>();
+            memory += node.name.len() + node.block.memory_bytes();
             memory += node.older_lives.capacity() * std::mem::size_of::<Life>();
             memory += node.children.len() * (std::mem::size_of::<(ChildKey, NodeId)>() + 16);
             for slot in node.values() {
