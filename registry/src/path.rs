@@ -207,6 +207,18 @@ pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()
     })
 }
 
+/// Checks value name `name` and appends its folded form to `out`: the point-read path.
+pub(crate) fn fold_value_name(name: &str, out: &mut String) -> Result<()> {
+    let bytes = name.as_bytes();
+    if bytes.len() <= VALUE_NAME_MAX_CHARS && bytes.iter().all(|&b| b.is_ascii() && b != 0) {
+        fold::fold_into(name, out);
+        return Ok(());
+    }
+    check_value_name(name)?;
+    fold::fold_into(name, out);
+    Ok(())
+}
+
 fn folded_hive(hive: Hive) -> &'static str {
     match hive {
         Hive::Machine => "MACHINE",

@@ -10,7 +10,7 @@ use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::path::{KeyPath, check_value_name, fold_path};
+use crate::path::{KeyPath, fold_path, fold_value_name};
 use crate::store::{Inner, read_index};
 use crate::stored::Stored;
 use crate::txn::BASE;
@@ -29,8 +29,7 @@ pub(crate) fn stored_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> 
         folded_path.clear();
         folded_name.clear();
         fold_path(path, &inner.principal, folded_path)?;
-        check_value_name(name)?;
-        fold_into(name, folded_name);
+        fold_value_name(name, folded_name)?;
         let index = read_index(&inner.index);
         index
             .value_by_path(folded_path, BASE, folded_name, at)
