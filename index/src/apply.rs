@@ -15,12 +15,23 @@ use crate::trie::{ALIVE, ChildKey, Index, Life, Node, Slot};
 use crate::version_chain::{Chain, Pushed, Version};
 use crate::{KeyId, LayerId, NodeId, Seq};
 
+/// The transaction being applied: its sequence number and how to undo it. The undo log is
+/// kept between transactions (cleared, not freed), so applying one allocates nothing for it.
 pub(crate) struct Pending<V> {
-    seq: Seq,
+    pub(crate) seq: Option<Seq>,
     undo: Vec<Undo<V>>,
 }
 
-enum Undo<V> {
+impl<V> Default for Pending<V> {
+    fn default() -> Self {
+        Pending {
+            seq: None,
+            undo: Vec::new(),
+        }
+    }
+}
+
+pub(crate) enum Undo<V> {
     /// A node was created with its first incarnation.
     NodeCreated(NodeId),
     /// A new incarnation was pushed onto an existing node.
@@ -39,35 +50,27 @@ impl<V: Copy> Index<V> {
     /// Starts applying transaction `seq`.
     pub fn begin(&mut self, seq: Seq) {
         assert!(
-            self.pending.is_none(),
+            self.pending.seq.is_none(),
             "a transaction is already being applied"
         );
         assert!(seq > self.applied, "sequence numbers must rise");
-        self.pending = Some(Pending {
-            seq,
-            undo: Vec::new(),
-        });
+        debug_assert!(self.pending.undo.is_empty());
+        self.pending.seq = Some(seq);
     }
 
     /// The sequence number being applied.
     pub fn pending_seq(&self) -> Option<Seq> {
-        self.pending.as_ref().map(|p| p.seq)
+        self.pending.seq
     }
 
     fn record(&mut self, undo: Undo<V>) -> Seq {
-        let pending = self
-            .pending
-            .as_mut()
-            .expect("begin() before changing the index");
-        pending.undo.push(undo);
-        pending.seq
+        let seq = self.seq();
+        self.pending.undo.push(undo);
+        seq
     }
 
     fn seq(&self) -> Seq {
-        self.pending
-            .as_ref()
-            .expect("begin() before changing the index")
-            .seq
+        self.pending.seq.expect("begin() before changing the index")
     }
 
     /// Whether the key at `node` exists at the newest state (pending changes included).
@@ -288,18 +291,20 @@ impl<V: Copy> Index<V> {
 
     /// Makes the pending transaction part of the index for good.
     pub fn commit(&mut self) -> Seq {
-        let pending = self.pending.take().expect("commit() without begin()");
-        assert!(pending.seq > self.applied);
-        self.applied = pending.seq;
-        pending.seq
+        let seq = self.pending.seq.take().expect("commit() without begin()");
+        assert!(seq > self.applied);
+        self.pending.undo.clear();
+        self.applied = seq;
+        seq
     }
 
     /// Undoes everything the pending transaction changed.
     pub fn rollback(&mut self) {
-        let Some(pending) = self.pending.take() else {
+        if self.pending.seq.take().is_none() {
             return;
-        };
-        for undo in pending.undo.into_iter().rev() {
+        }
+        let mut undo_log = std::mem::take(&mut self.pending.undo);
+        for undo in undo_log.drain(..).rev() {
             match undo {
                 Undo::NodeCreated(node) => {
                     let id = self.node(node).id;
@@ -325,5 +330,6 @@ impl<V: Copy> Index<V> {
                 }
             }
         }
+        self.pending.undo = undo_log;
     }
 }

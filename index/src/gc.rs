@@ -22,7 +22,7 @@ pub struct GcStats {
 impl<V: Copy> Index<V> {
     /// Drops versions, incarnations and nodes invisible at every snapshot `>= horizon`.
     pub fn collect_garbage(&mut self, horizon: Seq) -> GcStats {
-        assert!(self.pending.is_none(), "collect between transactions");
+        assert!(self.pending.seq.is_none(), "collect between transactions");
         let mut stats = GcStats::default();
         // Children before parents, so a parent emptied by its children can go too.
         let mut order = vec![self.root()];

@@ -226,7 +226,7 @@ pub struct Index<V> {
     pub(crate) hasher: foldhash::fast::RandomState,
     pub(crate) names: Names,
     pub(crate) ids: HashMap<KeyId, NodeId, foldhash::fast::RandomState>,
-    pub(crate) pending: Option<crate::apply::Pending<V>>,
+    pub(crate) pending: crate::apply::Pending<V>,
     pub(crate) applied: Seq,
 }
 
@@ -258,7 +258,7 @@ impl<V: Copy> Index<V> {
             hasher: foldhash::fast::RandomState::default(),
             names: Names::default(),
             ids: HashMap::default(),
-            pending: None,
+            pending: crate::apply::Pending::default(),
             applied: 0,
         };
         let hash = index.hash_path("");
