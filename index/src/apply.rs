@@ -156,7 +156,7 @@ impl<V: Copy> Index<V> {
         let n = self.node(node);
         let block = n.block.as_ptr() as usize;
         let hash = self.hash_path(n.path());
-        self.paths.set_hint(hash, node, block);
+        self.paths.set_block(hash, node, block);
     }
 
     /// Removes a node from the table, its parent and the arena. Used by rollback and GC.

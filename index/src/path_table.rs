@@ -1,12 +1,12 @@
 //! The full-path table: hash of a folded key path → node.
 //!
-//! A point read must not walk the trie (DESIGN.md, "Index"): one probe here finds the key node.
+//! A point read must not walk the trie (DESIGN.md, "Index"): one probe here finds the key.
 //! Open addressing with linear probing; a slot is 16 bytes: 32 bits of the hash as a tag, the
-//! node, and a hint (the address of the node's value slots) that lets a reader start fetching
-//! the values while it fetches the node, so those two cache misses overlap. The hint is only
-//! ever prefetched, never dereferenced: a stale one costs time, not correctness. The tag only
-//! filters: the caller verifies the node's full path. Deletion shifts later entries back, so
-//! there are no tombstones to skip.
+//! node, and the address of the node's key block (`key_block.rs`), so a read goes from the
+//! slot straight to the block. That address is dereferenced by readers: whoever moves a
+//! block updates it (`set_block`) before releasing the index's write lock. The tag only
+//! filters: the caller verifies the full path. Deletion shifts later entries back, so there
+//! are no tombstones to skip.
 
 use crate::NodeId;
 
@@ -20,13 +20,13 @@ const CAPACITY_MIN: usize = 64;
 struct Slot {
     tag: u32,
     node: u32,
-    hint: usize,
+    block: usize,
 }
 
 const VACANT: Slot = Slot {
     tag: 0,
     node: EMPTY,
-    hint: 0,
+    block: 0,
 };
 
 pub(crate) struct PathTable {
@@ -58,8 +58,8 @@ impl PathTable {
         crate::memory::prefetch(slot as *const Slot);
     }
 
-    /// The first node stored under `hash` that `matches` accepts (the caller compares paths).
-    /// `matches` gets each candidate's hint first, to prefetch before it looks at the node.
+    /// The first node stored under `hash` that `matches` accepts (the caller compares paths
+    /// through each candidate's key block address).
     #[inline]
     pub(crate) fn probe(
         &self,
@@ -74,7 +74,7 @@ impl PathTable {
             if slot.node == EMPTY {
                 return None;
             }
-            if slot.tag == tag && matches(NodeId(slot.node), slot.hint) {
+            if slot.tag == tag && matches(NodeId(slot.node), slot.block) {
                 return Some(NodeId(slot.node));
             }
             i = (i + 1) & mask;
@@ -87,7 +87,7 @@ impl PathTable {
         &mut self,
         hash: u64,
         node: NodeId,
-        hint: usize,
+        block: usize,
         rehash: impl Fn(NodeId) -> u64,
     ) {
         if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
@@ -97,7 +97,7 @@ impl PathTable {
             Slot {
                 tag: tag_of(hash),
                 node: node.0,
-                hint,
+                block,
             },
             hash,
         );
@@ -122,13 +122,13 @@ impl PathTable {
         }
     }
 
-    /// Updates the hint of `node`, stored under `hash`.
-    pub(crate) fn set_hint(&mut self, hash: u64, node: NodeId, hint: usize) {
+    /// Updates the key block address of `node`, stored under `hash` (after the block moved).
+    pub(crate) fn set_block(&mut self, hash: u64, node: NodeId, block: usize) {
         let mask = self.mask();
         let mut i = hash as usize & mask;
         while self.slots[i].node != EMPTY {
             if self.slots[i].node == node.0 {
-                self.slots[i].hint = hint;
+                self.slots[i].block = block;
                 return;
             }
             i = (i + 1) & mask;
@@ -217,7 +217,7 @@ mod tests {
         }
         for n in 0..500u32 {
             let found = table
-                .probe(hash_of(n), |node, hint| node.0 == n && hint == n as usize)
+                .probe(hash_of(n), |node, block| node.0 == n && block == n as usize)
                 .is_some();
             assert_eq!(found, model.contains(&n), "node {n}");
         }

@@ -304,7 +304,7 @@ impl<V: Copy> Index<V> {
     /// The path in the key block at `block`, an address from the path table.
     #[inline]
     fn block_path(&self, block: usize) -> &str {
-        // SAFETY: a path-table hint is the address of its node's key block (kept so by every
+        // SAFETY: a path-table entry holds the address of its node's key block (kept so by every
         // change that moves a block, under the index's write lock), and `&self` means no
         // writer holds that lock now.
         let (head, _) = unsafe { KeyBlock::<Slot<V>>::view(block as *const u8) };
