@@ -301,26 +301,37 @@ impl Journal {
     /// Writes a Seal record after the last transaction and syncs the segment: from here on it
     /// is complete, and everything in it is durable.
     fn seal(&self, writer: &mut Writer, active: &Segment) -> Result<(), LogError> {
-        let mut seal = Vec::new();
-        let start = frame::begin(&mut seal, writer.next_seq - 1, Kind::Seal);
-        Seal {
-            data_end: writer.tail,
-        }
-        .encode(&mut seal);
-        frame::finish(&mut seal, start);
-        let path = self.dir.join(active.name());
-        active
-            .write(writer.tail, &seal)
-            .map_err(|e| LogError::io("write", &path, e))?;
-        let end = writer.tail + seal.len() as u64;
-        active.publish(end);
-        active
-            .sync(end)
-            .map_err(|e| LogError::io("sync", &path, e))?;
-        writer.tail = end;
+        let data_end = writer.tail;
+        self.append_synced(writer, active, Kind::Seal, |buf| {
+            Seal { data_end }.encode(buf)
+        })?;
         writer.active_sealed = true;
         self.group.note_durable(writer.next_seq - 1);
         Ok(())
+    }
+
+    /// Appends one Seal or Mark record (carrying the last committed sequence number) at the
+    /// tail, publishes it and syncs the segment through it. The space is always there: every
+    /// commit leaves room for both (see txn.rs).
+    fn append_synced(
+        &self,
+        writer: &mut Writer,
+        active: &Segment,
+        kind: Kind,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), LogError> {
+        let mut record = Vec::new();
+        let start = frame::begin(&mut record, writer.next_seq - 1, kind);
+        encode(&mut record);
+        frame::finish(&mut record, start);
+        let path = self.dir.join(active.name());
+        active
+            .write(writer.tail, &record)
+            .map_err(|e| LogError::io("write", &path, e))?;
+        let end = writer.tail + record.len() as u64;
+        active.publish(end);
+        writer.tail = end;
+        active.sync(end).map_err(|e| LogError::io("sync", &path, e))
     }
 
     /// Calls `read` with the payload of the Op record at `loc`; `None` if `loc` names no
@@ -466,22 +477,10 @@ impl Journal {
         if !writer.wrote_since_mark || writer.active_sealed {
             return Ok(());
         }
-        let mut mark = Vec::new();
-        let start = frame::begin(&mut mark, writer.next_seq - 1, Kind::Mark);
-        Mark {
-            synced_through: active.synced(),
-        }
-        .encode(&mut mark);
-        frame::finish(&mut mark, start);
-        // The space was reserved by every commit (see txn.rs).
-        let path = self.dir.join(active.name());
-        active
-            .write(writer.tail, &mark)
-            .map_err(|e| LogError::io("write", &path, e))?;
-        let end = writer.tail + mark.len() as u64;
-        active.publish(end);
-        writer.tail = end;
-        active.sync(end).map_err(|e| LogError::io("sync", &path, e))
+        let synced_through = active.synced();
+        self.append_synced(&mut writer, &active, Kind::Mark, |buf| {
+            Mark { synced_through }.encode(buf)
+        })
     }
 
     pub(crate) fn note_committed(&self, writer: &mut Writer) {
