@@ -58,6 +58,13 @@ pub enum LogError {
         max: u32,
     },
 
+    /// The journal has used every segment number a location can name.
+    #[error("the journal has reached SEGMENTS_MAX ({max}) segments")]
+    TooManySegments {
+        /// The limit.
+        max: u32,
+    },
+
     /// A commit's principal name is longer than the limit.
     #[error("principal of {len} bytes is longer than PRINCIPAL_MAX_BYTES ({max})")]
     PrincipalTooLong {

@@ -24,6 +24,8 @@ pub const SEGMENT_SIZE_MIN_BYTES: u64 = 64 * 1024;
 pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 64 << 20;
+/// Highest segment number: a record's location names its segment in 32 bits.
+pub const SEGMENTS_MAX: u32 = u32::MAX;
 /// Longest interval between syncs under [`SyncPolicy::Interval`].
 pub const SYNC_INTERVAL_MAX_MS: u64 = 60_000;
 
@@ -277,8 +279,13 @@ impl Journal {
         {
             self.seal(writer, active)?;
         }
+        let number = previous.as_ref().map_or(0, |p| p.number() + 1);
+        if number > u64::from(SEGMENTS_MAX) {
+            // Locations name a segment in 32 bits.
+            return Err(LogError::TooManySegments { max: SEGMENTS_MAX });
+        }
         let header = Header {
-            number: previous.as_ref().map_or(0, |p| p.number() + 1),
+            number,
             first_seq: writer.next_seq,
             capacity: self.segment_size_bytes,
             created_unix_nanos: unix_nanos_now(),
