@@ -265,6 +265,8 @@ impl Store {
 
     /// Calls `read` with the type and bytes of value `name` of the key at `path` (newest
     /// committed state) where they lie, without copying them; returns what `read` returns.
+    /// `read` runs while the journal's segment table is locked for reading: it must not write
+    /// to the store (a write that rolls the journal over would wait for it forever).
     pub fn with_value<R>(
         &self,
         path: &str,
