@@ -22,12 +22,18 @@ pub fn fold_char(c: char) -> char {
 /// Appends the folded form of `name` to `out`.
 pub fn fold_into(name: &str, out: &mut String) {
     if name.is_ascii() {
-        let start = out.len();
-        out.push_str(name);
-        out[start..].make_ascii_uppercase();
+        fold_ascii_into(name, out);
     } else {
         out.extend(name.chars().map(fold_char));
     }
+}
+
+/// [`fold_into`] for a name the caller knows is ASCII (checked in debug builds).
+pub fn fold_ascii_into(name: &str, out: &mut String) {
+    debug_assert!(name.is_ascii());
+    let start = out.len();
+    out.push_str(name);
+    out[start..].make_ascii_uppercase();
 }
 
 /// The folded form of `name`.

@@ -90,7 +90,10 @@ fn resolve_root<'a>(path: &'a str, caller: &'a str) -> Result<Root<'a>> {
     if trimmed.is_empty() {
         return Err(Error::EmptyPath);
     }
-    let (root, rest) = trimmed.split_once('\\').unwrap_or((trimmed, ""));
+    let (root, rest) = match trimmed.bytes().position(|b| b == b'\\') {
+        Some(at) => (&trimmed[..at], &trimmed[at + 1..]),
+        None => (trimmed, ""),
+    };
     let is = |aliases: &[&str]| aliases.iter().any(|alias| root.eq_ignore_ascii_case(alias));
     let (hive, user, implied): (Hive, Option<&str>, &'static [&'static str]) =
         if is(&["MACHINE", "HKEY_LOCAL_MACHINE", "HKLM"]) {
@@ -157,29 +160,22 @@ fn walk_names(root: &Root<'_>, path: &str, mut visit: impl FnMut(&str)) -> Resul
     Ok(())
 }
 
-/// Whether the names in `rest` (ASCII) pass every check `walk` makes: non-empty, at most
-/// KEY_NAME_MAX_CHARS, no NUL, and no deeper than DEPTH_MAX in all. One pass over the bytes.
+/// Whether the names in `rest` pass every check `walk` makes (non-empty, at most
+/// KEY_NAME_MAX_CHARS, no NUL, no deeper than DEPTH_MAX in all) for a reason that needs no
+/// byte-by-byte walk: `rest` is plain ASCII without NUL or empty names, and short enough that
+/// no name can be too long (all of it fits KEY_NAME_MAX_CHARS) and no path too deep (every
+/// name takes at least two bytes with its separator). Every search here runs word-at-a-time;
+/// anything else goes to the general walk.
 fn plain_ascii_names(rest: &str, depth_before: usize) -> bool {
-    let mut depth = depth_before + 1;
-    let mut name_len = 0;
-    for &byte in rest.as_bytes() {
-        match byte {
-            b'\\' if name_len == 0 => return false,
-            b'\\' => {
-                depth += 1;
-                name_len = 0;
-            }
-            0 => return false,
-            byte if !byte.is_ascii() => return false,
-            _ => {
-                name_len += 1;
-                if name_len > KEY_NAME_MAX_CHARS {
-                    return false;
-                }
-            }
-        }
-    }
-    name_len > 0 && depth <= DEPTH_MAX
+    let bytes = rest.as_bytes();
+    let short = bytes.len() <= KEY_NAME_MAX_CHARS
+        && bytes.len() < 2 * DEPTH_MAX.saturating_sub(depth_before);
+    short
+        && bytes.is_ascii()
+        && !bytes.contains(&0)
+        && !rest.starts_with('\\')
+        && !rest.ends_with('\\')
+        && !rest.contains("\\\\")
 }
 
 /// Folds `path` into `out` (`MACHINE\\SOFTWARE\\...`) with every check `KeyPath::parse` makes,
@@ -197,7 +193,7 @@ pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()
     if plain_ascii_names(root.rest, root.implied_depth()) {
         // The common case: fold the whole rest at once.
         out.push('\\');
-        fold::fold_into(root.rest, out);
+        fold::fold_ascii_into(root.rest, out);
         return Ok(());
     }
     // Anything else takes the general walk, which also names what is wrong.
@@ -210,8 +206,8 @@ pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()
 /// Checks value name `name` and appends its folded form to `out`: the point-read path.
 pub(crate) fn fold_value_name(name: &str, out: &mut String) -> Result<()> {
     let bytes = name.as_bytes();
-    if bytes.len() <= VALUE_NAME_MAX_CHARS && bytes.iter().all(|&b| b.is_ascii() && b != 0) {
-        fold::fold_into(name, out);
+    if bytes.len() <= VALUE_NAME_MAX_CHARS && bytes.is_ascii() && !bytes.contains(&0) {
+        fold::fold_ascii_into(name, out);
         return Ok(());
     }
     check_value_name(name)?;
@@ -462,6 +458,38 @@ mod tests {
             parse("HKLM\\SoftWare").unwrap().folded(),
             "MACHINE\\SOFTWARE"
         );
+    }
+
+    #[test]
+    fn fold_path_agrees_with_parse_at_the_limits() {
+        let mut folded = String::new();
+        fold_path("hkcu\\Software\\", "S-1-5-21-7", &mut folded).unwrap();
+        assert_eq!(folded, "USERS\\S-1-5-21-7\\SOFTWARE");
+        // At the depth limit and past it, with short names (the word-at-a-time check's
+        // boundary), and through HKCC, which implies four names; and at the name length limit.
+        let long = "k".repeat(KEY_NAME_MAX_CHARS);
+        let mut paths = vec![
+            format!("HKLM\\{long}"),
+            format!("HKLM\\{long}k"),
+            format!("HKLM\\a\\{long}"),
+        ];
+        for root in ["HKLM", "HKCC"] {
+            for depth in [
+                DEPTH_MAX - 5,
+                DEPTH_MAX - 4,
+                DEPTH_MAX - 1,
+                DEPTH_MAX,
+                DEPTH_MAX + 1,
+            ] {
+                paths.push(format!("{root}{}", "\\k".repeat(depth - 1)));
+            }
+        }
+        for path in paths {
+            let mut folded = String::new();
+            let fast = fold_path(&path, "me", &mut folded).map(|()| folded);
+            let parsed = KeyPath::parse(&path, "me").map(|key| key.folded().to_string());
+            assert_eq!(fast.ok(), parsed.ok(), "{} bytes", path.len());
+        }
     }
 
     #[test]
