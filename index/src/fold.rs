@@ -22,18 +22,12 @@ pub fn fold_char(c: char) -> char {
 /// Appends the folded form of `name` to `out`.
 pub fn fold_into(name: &str, out: &mut String) {
     if name.is_ascii() {
-        fold_ascii_into(name, out);
+        let start = out.len();
+        out.push_str(name);
+        out[start..].make_ascii_uppercase();
     } else {
         out.extend(name.chars().map(fold_char));
     }
-}
-
-/// [`fold_into`] for a name the caller knows is ASCII (checked in debug builds).
-pub fn fold_ascii_into(name: &str, out: &mut String) {
-    debug_assert!(name.is_ascii());
-    let start = out.len();
-    out.push_str(name);
-    out[start..].make_ascii_uppercase();
 }
 
 /// The folded form of `name`.
@@ -41,6 +35,49 @@ pub fn fold(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     fold_into(name, &mut out);
     out
+}
+
+/// Appends `name` upcased to `out` if it is ASCII without NUL and returns true; otherwise
+/// appends nothing and returns false. Works eight bytes at a time: the point read folds every
+/// path it is given, and byte loops here were a quarter of a get's instructions.
+pub fn fold_plain_ascii_into(name: &str, out: &mut String) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let src = name.as_bytes();
+    // SAFETY: only ASCII bytes are appended below (each word is checked before it is
+    // written), so `out` stays valid UTF-8; on failure it is cut back to its old length.
+    let buf = unsafe { out.as_mut_vec() };
+    let start = buf.len();
+    // Room for whole words: the last one may write up to 7 bytes past the name.
+    buf.reserve(src.len() + 8);
+    let spare = buf.spare_capacity_mut();
+    for (i, chunk) in src.chunks(8).enumerate() {
+        let word = match <[u8; 8]>::try_from(chunk) {
+            Ok(bytes) => u64::from_le_bytes(bytes),
+            Err(_) => {
+                // Pad a short last chunk with 'A': ASCII, not NUL, already upper case.
+                let mut bytes = [b'A'; 8];
+                bytes[..chunk.len()].copy_from_slice(chunk);
+                u64::from_le_bytes(bytes)
+            }
+        };
+        let has_nul = word.wrapping_sub(LOW) & !word & HIGH != 0;
+        if word & HIGH != 0 || has_nul {
+            return false;
+        }
+        // Every byte is below 0x80, so these sums carry into no neighbour: the high bit of
+        // each byte says `byte >= 'a'` and `byte > 'z'`.
+        let from_a = word + LOW * u64::from(0x80 - b'a');
+        let past_z = word + LOW * u64::from(0x80 - b'z' - 1);
+        let lower = from_a & !past_z & HIGH;
+        let upper = (word ^ (lower >> 2)).to_le_bytes();
+        for (slot, byte) in spare[i * 8..i * 8 + 8].iter_mut().zip(upper) {
+            slot.write(byte);
+        }
+    }
+    // SAFETY: the first `src.len()` spare bytes were written above, all ASCII.
+    unsafe { buf.set_len(start + src.len()) };
+    true
 }
 
 /// Whether `a` and `b` are the same name.
@@ -86,6 +123,32 @@ mod tests {
         assert!(eq_folded("Ünïcode", "üNÏCODE"));
         assert!(!eq_folded("a", "b"));
         assert!(eq_folded("MiXeD", "mixed"));
+    }
+
+    #[test]
+    fn word_at_a_time_folding_agrees_with_the_plain_fold() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "a".into(),
+            "software\\vendor042\\app0123\\settings".into(),
+            "@[`{~ azAZ09_-.".into(),
+        ];
+        samples.extend((0u8..128).map(|b| format!("x{}yz", char::from(b))));
+        samples.extend((1..20).map(|n| "q".repeat(n)));
+        for sample in &samples {
+            let mut fast = String::from("prefix");
+            let plain = fold_plain_ascii_into(sample, &mut fast);
+            let expected = sample.is_ascii() && !sample.contains('\0');
+            assert_eq!(plain, expected, "{sample:?}");
+            if plain {
+                assert_eq!(fast, format!("prefix{}", fold(sample)), "{sample:?}");
+            } else {
+                assert_eq!(fast, "prefix", "nothing appended for {sample:?}");
+            }
+        }
+        let mut out = String::new();
+        assert!(!fold_plain_ascii_into("caf\u{e9}", &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -94,26 +94,31 @@ fn resolve_root<'a>(path: &'a str, caller: &'a str) -> Result<Root<'a>> {
         Some(at) => (&trimmed[..at], &trimmed[at + 1..]),
         None => (trimmed, ""),
     };
-    let is = |aliases: &[&str]| aliases.iter().any(|alias| root.eq_ignore_ascii_case(alias));
-    let (hive, user, implied): (Hive, Option<&str>, &'static [&'static str]) =
-        if is(&["MACHINE", "HKEY_LOCAL_MACHINE", "HKLM"]) {
-            (Hive::Machine, None, &[])
-        } else if is(&["USERS", "HKEY_USERS", "HKU"]) {
-            (Hive::Users, None, &[])
-        } else if is(&["HKEY_CURRENT_USER", "HKCU"]) {
+    // Upcase the root once, then match it: the longest alias is 19 bytes.
+    let mut upper = [0u8; 19];
+    let alias = upper.get_mut(..root.len()).map(|room| {
+        for (to, from) in room.iter_mut().zip(root.bytes()) {
+            *to = from.to_ascii_uppercase();
+        }
+        &*room
+    });
+    // (hive, the user's own key under it for HKCU, the names HKCC implies)
+    let (hive, user, implied): (Hive, Option<&str>, &'static [&'static str]) = match alias {
+        Some(b"MACHINE" | b"HKEY_LOCAL_MACHINE" | b"HKLM") => (Hive::Machine, None, &[]),
+        Some(b"USERS" | b"HKEY_USERS" | b"HKU") => (Hive::Users, None, &[]),
+        Some(b"HKEY_CURRENT_USER" | b"HKCU") => {
             check_key_name(caller)?;
             (Hive::Users, Some(caller), &[])
-        } else if is(&["HKEY_CURRENT_CONFIG", "HKCC"]) {
-            (Hive::Machine, None, &CURRENT_CONFIG)
-        } else if is(&["HKEY_CLASSES_ROOT", "HKCR"]) {
+        }
+        Some(b"HKEY_CURRENT_CONFIG" | b"HKCC") => (Hive::Machine, None, &CURRENT_CONFIG),
+        Some(b"HKEY_CLASSES_ROOT" | b"HKCR") => {
             return Err(Error::Unsupported {
                 what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
             });
-        } else if root.is_empty() {
-            return Err(Error::EmptyKeyName { path: clip(path) });
-        } else {
-            return Err(Error::UnknownHive { name: clip(root) });
-        };
+        }
+        _ if root.is_empty() => return Err(Error::EmptyKeyName { path: clip(path) }),
+        _ => return Err(Error::UnknownHive { name: clip(root) }),
+    };
     if trimmed.len() > root.len() && rest.is_empty() {
         // "HKLM\\\\": an empty name after the root.
         return Err(Error::EmptyKeyName { path: clip(path) });
@@ -160,19 +165,15 @@ fn walk_names(root: &Root<'_>, path: &str, mut visit: impl FnMut(&str)) -> Resul
     Ok(())
 }
 
-/// Whether the names in `rest` pass every check `walk` makes (non-empty, at most
-/// KEY_NAME_MAX_CHARS, no NUL, no deeper than DEPTH_MAX in all) for a reason that needs no
-/// byte-by-byte walk: `rest` is plain ASCII without NUL or empty names, and short enough that
-/// no name can be too long (all of it fits KEY_NAME_MAX_CHARS) and no path too deep (every
-/// name takes at least two bytes with its separator). Every search here runs word-at-a-time;
-/// anything else goes to the general walk.
-fn plain_ascii_names(rest: &str, depth_before: usize) -> bool {
-    let bytes = rest.as_bytes();
-    let short = bytes.len() <= KEY_NAME_MAX_CHARS
-        && bytes.len() < 2 * DEPTH_MAX.saturating_sub(depth_before);
-    short
-        && bytes.is_ascii()
-        && !bytes.contains(&0)
+/// Whether the names in `rest`, if they are ASCII without NUL, pass every check `walk` makes
+/// (non-empty, at most KEY_NAME_MAX_CHARS, no deeper than DEPTH_MAX in all) for a reason that
+/// needs no walk: no empty name, and short enough that no name can be too long (all of it
+/// fits KEY_NAME_MAX_CHARS) and no path too deep (every name takes at least two bytes with
+/// its separator). Anything else goes to the general walk.
+fn plain_shape(rest: &str, depth_before: usize) -> bool {
+    let len = rest.len();
+    len <= KEY_NAME_MAX_CHARS
+        && len < 2 * DEPTH_MAX.saturating_sub(depth_before)
         && !rest.starts_with('\\')
         && !rest.ends_with('\\')
         && !rest.contains("\\\\")
@@ -190,11 +191,14 @@ pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()
     if root.rest.is_empty() {
         return Ok(());
     }
-    if plain_ascii_names(root.rest, root.implied_depth()) {
-        // The common case: fold the whole rest at once.
+    if plain_shape(root.rest, root.implied_depth()) {
+        // The common case: check and fold the whole rest at once.
+        let start = out.len();
         out.push('\\');
-        fold::fold_ascii_into(root.rest, out);
-        return Ok(());
+        if fold::fold_plain_ascii_into(root.rest, out) {
+            return Ok(());
+        }
+        out.truncate(start);
     }
     // Anything else takes the general walk, which also names what is wrong.
     walk_names(&root, path, |name| {
@@ -205,9 +209,7 @@ pub(crate) fn fold_path(path: &str, caller: &str, out: &mut String) -> Result<()
 
 /// Checks value name `name` and appends its folded form to `out`: the point-read path.
 pub(crate) fn fold_value_name(name: &str, out: &mut String) -> Result<()> {
-    let bytes = name.as_bytes();
-    if bytes.len() <= VALUE_NAME_MAX_CHARS && bytes.is_ascii() && !bytes.contains(&0) {
-        fold::fold_ascii_into(name, out);
+    if name.len() <= VALUE_NAME_MAX_CHARS && fold::fold_plain_ascii_into(name, out) {
         return Ok(());
     }
     check_value_name(name)?;
