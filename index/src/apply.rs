@@ -58,11 +58,6 @@ impl<V: Copy> Index<V> {
         self.pending.seq = Some(seq);
     }
 
-    /// The sequence number being applied.
-    pub fn pending_seq(&self) -> Option<Seq> {
-        self.pending.seq
-    }
-
     fn record(&mut self, undo: Undo<V>) -> Seq {
         let seq = self.seq();
         self.pending.undo.push(undo);

@@ -60,8 +60,8 @@ fn keys_have_history_and_new_ids_on_recreation() {
     assert_eq!(index.key_at(app, 1).map(|k| k.name), Some("App"));
     assert_eq!(index.key_at(app, 3).map(|k| k.name), Some("APP"));
     assert_eq!(index.display_path(app, 1).as_deref(), Some("Machine\\App"));
-    assert_eq!(index.key_by_id(2, 3), None, "id 2 is gone at 3");
-    assert_eq!(index.key_by_id(3, 3).map(|k| k.node), Some(app));
+    assert_eq!(index.node_of(2), Some(app), "an id keeps naming its node");
+    assert_eq!(index.key_at(app, 3).map(|k| k.id), Some(3));
 }
 
 #[test]

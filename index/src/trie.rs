@@ -273,11 +273,6 @@ impl<V: Copy> Index<V> {
         NodeId(0)
     }
 
-    /// The last sequence number applied and committed.
-    pub fn applied_seq(&self) -> Seq {
-        self.applied
-    }
-
     pub(crate) fn hash_path(&self, folded: &str) -> u64 {
         self.hasher.hash_one(folded)
     }
@@ -334,12 +329,6 @@ impl<V: Copy> Index<V> {
         self.ids.get(&id).copied()
     }
 
-    /// The incarnation `id` if it exists at `at`.
-    pub fn key_by_id(&self, id: KeyId, at: Seq) -> Option<KeyAt<'_>> {
-        let key = self.key_at(self.node_of(id)?, at)?;
-        (key.id == id).then_some(key)
-    }
-
     /// The node's parent (the root is its own parent).
     pub fn parent(&self, node: NodeId) -> NodeId {
         self.node(node).parent
@@ -368,11 +357,6 @@ impl<V: Copy> Index<V> {
             .children
             .values()
             .filter_map(move |&child| self.key_at(child, at))
-    }
-
-    /// Whether any subkey of `node` exists at `at`.
-    pub fn has_children_at(&self, node: NodeId, at: Seq) -> bool {
-        self.children_at(node, at).next().is_some()
     }
 
     /// The value `folded_name` in `layer` as of `at`.
@@ -419,21 +403,6 @@ impl<V: Copy> Index<V> {
             return Some(None);
         };
         Some(slot_in(slots, name, layer).and_then(|slot| slots[slot].chain.at(at)?.value))
-    }
-
-    /// Every layer's version of value `folded_name` as of `at` (layers that have it).
-    pub fn value_layers_at(
-        &self,
-        node: NodeId,
-        folded_name: &str,
-        at: Seq,
-    ) -> impl Iterator<Item = (LayerId, V)> + '_ {
-        let name = self.names.get(folded_name);
-        self.node(node)
-            .values()
-            .iter()
-            .filter(move |slot| Some(slot.name) == name)
-            .filter_map(move |slot| Some((slot.layer, slot.chain.at(at)?.value?)))
     }
 
     /// Every value of `node` present at `at`, every layer, ordered by name then layer.

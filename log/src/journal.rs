@@ -421,16 +421,6 @@ impl Journal {
         &self.dir
     }
 
-    /// Whether the journal was opened read-only.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
-    /// The policy in force.
-    pub fn sync_policy(&self) -> SyncPolicy {
-        self.sync
-    }
-
     /// One entry per segment, in order.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         read_lock(&self.segments)
