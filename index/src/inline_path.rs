@@ -1,5 +1,5 @@
-//! A folded path stored inside its node when it is short, so that verifying a path-table hit
-//! reads the node's own cache lines instead of chasing a pointer (one cache miss fewer per
+//! A folded path stored inside its key block when it is short, so that verifying a path-table
+//! hit reads the block's own cache lines instead of chasing a pointer (one cache miss fewer per
 //! point read; DESIGN.md counts them).
 
 use std::ops::Deref;

@@ -394,10 +394,7 @@ impl<V: Copy> Index<V> {
         if !(created <= at && at < deleted) {
             // An older incarnation may have been alive then: ask the node.
             self.node(node).life_at(at)?;
-            return Some(name.and_then(|name| {
-                let n = self.node(node);
-                n.values()[n.slot(name, layer)?].chain.at(at)?.value
-            }));
+            return Some(self.value_at(node, layer, folded_name, at));
         }
         let Some(name) = name else {
             return Some(None);

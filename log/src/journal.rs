@@ -118,7 +118,7 @@ pub(crate) struct Writer {
     /// Where the next frame goes in the active segment.
     pub tail: u64,
     pub next_seq: Seq,
-    /// The transaction being built, framed, ready to copy into the map.
+    /// The transaction being built, framed, ready to write at the tail.
     pub buf: Vec<u8>,
     wrote_since_mark: bool,
     closed: bool,

@@ -347,7 +347,7 @@ fn tail_of_last(
 ) -> Result<Outcome, Fault> {
     let dirty_end = scan::nonzero_end(bytes, at).max(at);
     if dirty_end > at {
-        let claim = scan::durable_claim_after(bytes, at + frame::ALIGN_BYTES);
+        let claim = scan::durable_claim_after(bytes, at + frame::ALIGN_BYTES, dirty_end);
         if claim > at {
             return Err(Fault {
                 offset: at,

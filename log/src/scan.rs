@@ -146,11 +146,13 @@ pub(crate) fn scan_segment<'a>(
 
 /// The largest offset that a Commit or Mark record found in `bytes[from..]` says was durable
 /// before it was written. Such a record past a damaged frame proves the damage hit data that had
-/// been synced: that is corruption, not a torn write.
-pub(crate) fn durable_claim_after(bytes: &[u8], from: u64) -> u64 {
+/// been synced: that is corruption, not a torn write. Frames are looked for at aligned offsets
+/// in `[from, until)` only (a frame starts with its non-zero length, so none starts at or past
+/// the last non-zero byte); they may run on past `until`.
+pub(crate) fn durable_claim_after(bytes: &[u8], from: u64, until: u64) -> u64 {
     let mut claim = 0;
     let mut offset = from;
-    while (offset as usize) < bytes.len() {
+    while offset < until.min(bytes.len() as u64) {
         if let Read::Frame(frame) = frame::read(&bytes[offset as usize..]) {
             let synced = match frame.kind {
                 Kind::Commit => Commit::decode(frame.payload).map(|c| c.synced_through).ok(),

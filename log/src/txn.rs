@@ -1,7 +1,8 @@
-//! Building a transaction: frames accumulate in the writer's buffer, then one copy into the map.
+//! Building a transaction: frames accumulate in the writer's buffer, then one write at the
+//! segment's tail.
 //!
 //! The builder holds the writer lock from `begin` to `commit`, so the location of every record
-//! is known as it is pushed (the caller's index can point at it before the copy). If the
+//! is known as it is pushed (the caller's index can point at it before the write). If the
 //! transaction outgrows the active segment, the caller abandons what it pushed, calls
 //! [`TxnBuilder::rollover`] and pushes again into a fresh segment: a transaction never spans
 //! two segments.

@@ -108,12 +108,11 @@ impl Key {
 
     /// Value `name` with its type and bytes as stored.
     pub fn get_raw_value(&self, name: &str) -> Result<Value> {
-        check_value_name(name)?;
         let seq = self.seq();
         let stored = {
             let index = read_index(&self.inner.index);
             self.check(&index, seq)?;
-            value_at(&index, self.node, name, seq)
+            value_at(&index, self.node, name, seq)?
         };
         let stored = stored.ok_or_else(|| Error::ValueNotFound {
             path: self.path.to_string(),
@@ -164,16 +163,24 @@ impl Key {
 
     /// Creates a key below this one (and missing keys between); opens it if it exists.
     pub fn create_subkey(&self, relative: &str) -> Result<Key> {
+        let path = self.change_below(relative, Intent::CreateKey)?.1;
+        Key::open(self.inner.clone(), Arc::unwrap_or_clone(path), None)
+    }
+
+    /// Commits `change` to the key at `relative` below this one, in the same transaction as a
+    /// check that this key still exists. Returns the sequence number and the path.
+    fn change_below(
+        &self,
+        relative: &str,
+        change: impl FnOnce(Arc<KeyPath>) -> Intent,
+    ) -> Result<(Seq, Arc<KeyPath>)> {
         self.writable()?;
-        let path = self.path.join(relative)?;
-        txn::commit(
+        let path = Arc::new(self.path.join(relative)?);
+        let seq = txn::commit(
             &self.inner,
-            &[
-                Intent::Require(self.target()),
-                Intent::CreateKey(Arc::new(path.clone())),
-            ],
+            &[Intent::Require(self.target()), change(path.clone())],
         )?;
-        Key::open(self.inner.clone(), path, None)
+        Ok((seq, path))
     }
 
     /// Sets value `name` (empty: the default value) from a Rust value.
@@ -203,27 +210,13 @@ impl Key {
 
     /// Deletes a subkey that has no subkeys of its own.
     pub fn delete_subkey(&self, relative: &str) -> Result<Seq> {
-        self.writable()?;
-        let path = self.path.join(relative)?;
-        txn::commit(
-            &self.inner,
-            &[
-                Intent::Require(self.target()),
-                Intent::DeleteKey(Target::Path(Arc::new(path))),
-            ],
-        )
+        let change = |path| Intent::DeleteKey(Target::Path(path));
+        Ok(self.change_below(relative, change)?.0)
     }
 
     /// Deletes a subkey and everything below it.
     pub fn delete_subkey_all(&self, relative: &str) -> Result<Seq> {
-        self.writable()?;
-        let path = self.path.join(relative)?;
-        txn::commit(
-            &self.inner,
-            &[
-                Intent::Require(self.target()),
-                Intent::DeleteTree(Target::Path(Arc::new(path))),
-            ],
-        )
+        let change = |path| Intent::DeleteTree(Target::Path(path));
+        Ok(self.change_below(relative, change)?.0)
     }
 }

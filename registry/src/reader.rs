@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 
-use hivelog_index::fold::fold_into;
 use hivelog_index::{Index, NodeId};
 use hivelog_log::Seq;
 
@@ -43,13 +42,19 @@ pub(crate) fn stored_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> 
     })
 }
 
-/// Value `folded_name` of the key at `node` as of `at`, folding the name in scratch space.
-pub(crate) fn value_at(index: &Index<Stored>, node: NodeId, name: &str, at: Seq) -> Option<Stored> {
+/// Value `name` of the key at `node` as of `at`, checking and folding the name in scratch
+/// space.
+pub(crate) fn value_at(
+    index: &Index<Stored>,
+    node: NodeId,
+    name: &str,
+    at: Seq,
+) -> Result<Option<Stored>> {
     SCRATCH.with(|scratch| {
         let (_, folded_name) = &mut *scratch.borrow_mut();
         folded_name.clear();
-        fold_into(name, folded_name);
-        index.value_at(node, BASE, folded_name, at)
+        fold_value_name(name, folded_name)?;
+        Ok(index.value_at(node, BASE, folded_name, at))
     })
 }
 

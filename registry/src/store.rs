@@ -197,12 +197,21 @@ impl Store {
             dir: dir.to_path_buf(),
         });
         let store = Store { inner };
-        if !options.read_only {
-            let hives: Vec<Intent> = Hive::ALL
+        let missing: Vec<Intent> = {
+            let index = read_index(&store.inner.index);
+            Hive::ALL
                 .iter()
+                .filter(|&&hive| {
+                    let root = KeyPath::hive_root(hive);
+                    index.key_by_path(root.folded(), last).is_none()
+                })
                 .map(|&hive| Intent::CreateHive(hive))
-                .collect();
-            txn::commit(&store.inner, &hives)?;
+                .collect()
+        };
+        // A new store's first transaction creates the hives; an open store already has them
+        // and commits nothing (not even a journal rollover) just by being opened.
+        if !options.read_only && !missing.is_empty() {
+            txn::commit(&store.inner, &missing)?;
         }
         Ok(store)
     }

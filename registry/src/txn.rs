@@ -230,7 +230,7 @@ pub(crate) fn commit(inner: &Inner, intents: &[Intent]) -> Result<Seq> {
             }
         }
     }
-    // The index lock is released: readers go on at the old snapshot while the journal copy
+    // The index lock is released: readers go on at the old snapshot while the journal write
     // (and, by policy, the sync) happens. The transaction becomes visible only after.
     let committed = builder.commit(&inner.principal, unix_nanos_now())?;
     debug_assert_eq!(committed, seq);

@@ -61,11 +61,11 @@ pub(crate) fn delete(dir: &Path, args: &DeleteArgs) -> Result<(), Failure> {
     } else if args.ve {
         tx.delete_value(&args.key, "")?;
     } else if args.va {
+        // Opening the key first makes a missing key an error even when it would have no
+        // values to delete.
         for (name, _) in store.open_key(&args.key)?.enum_values()? {
             tx.delete_value(&args.key, &name)?;
         }
-        // A key without values still has to exist.
-        store.open_key(&args.key)?;
     } else {
         tx.delete_tree(&args.key)?;
     }
