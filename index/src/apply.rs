@@ -17,12 +17,12 @@ use crate::{KeyId, LayerId, NodeId, Seq};
 
 /// The transaction being applied: its sequence number and how to undo it. The undo log is
 /// kept between transactions (cleared, not freed), so applying one allocates nothing for it.
-pub(crate) struct Pending<V> {
+pub(crate) struct Pending<V, A> {
     pub(crate) seq: Option<Seq>,
-    undo: Vec<Undo<V>>,
+    undo: Vec<Undo<V, A>>,
 }
 
-impl<V> Default for Pending<V> {
+impl<V, A> Default for Pending<V, A> {
     fn default() -> Self {
         Pending {
             seq: None,
@@ -31,7 +31,7 @@ impl<V> Default for Pending<V> {
     }
 }
 
-pub(crate) enum Undo<V> {
+pub(crate) enum Undo<V, A> {
     /// A node was created with its first incarnation.
     NodeCreated(NodeId),
     /// A new incarnation was pushed onto an existing node.
@@ -44,9 +44,16 @@ pub(crate) enum Undo<V> {
     VersionPushed(NodeId, usize, Pushed<V>),
     /// A subtree tombstone was anchored.
     Tombstone(NodeId),
+    /// The key's attributes were set; these were the newest before. `pushed`: they moved to
+    /// the older versions (else this transaction had set them already and they were replaced).
+    AttrsSet {
+        node: NodeId,
+        before: (Seq, A),
+        pushed: bool,
+    },
 }
 
-impl<V: Copy> Index<V> {
+impl<V: Copy, A: Copy + Default> Index<V, A> {
     /// Starts applying transaction `seq`.
     pub fn begin(&mut self, seq: Seq) {
         assert!(
@@ -58,7 +65,7 @@ impl<V: Copy> Index<V> {
         self.pending.seq = Some(seq);
     }
 
-    fn record(&mut self, undo: Undo<V>) -> Seq {
+    fn record(&mut self, undo: Undo<V, A>) -> Seq {
         let seq = self.seq();
         self.pending.undo.push(undo);
         seq
@@ -94,8 +101,8 @@ impl<V: Copy> Index<V> {
         n.values()[n.slot(name, layer)?].chain.head().value
     }
 
-    /// Creates key `id` named `name` under `parent`; returns its node.
-    pub fn create_key(&mut self, parent: NodeId, name: &str, id: KeyId) -> NodeId {
+    /// Creates key `id` named `name` under `parent`, with attributes `attrs`; returns its node.
+    pub fn create_key(&mut self, parent: NodeId, name: &str, id: KeyId, attrs: A) -> NodeId {
         assert!(self.is_alive(parent), "parent of a new key must exist");
         assert!(!self.ids.contains_key(&id), "key ids are never reused");
         let seq = self.seq();
@@ -118,10 +125,11 @@ impl<V: Copy> Index<V> {
                 let before = n.replace_newest(life);
                 n.older_lives.push(before);
                 self.record(Undo::LifeAdded(node));
+                self.set_attrs(node, attrs);
                 node
             }
             None => {
-                let node = self.insert_node(parent, path, life);
+                let node = self.insert_node(parent, path, life, attrs);
                 self.record(Undo::NodeCreated(node));
                 node
             }
@@ -130,9 +138,9 @@ impl<V: Copy> Index<V> {
         node
     }
 
-    fn insert_node(&mut self, parent: NodeId, path: String, life: Life) -> NodeId {
+    fn insert_node(&mut self, parent: NodeId, path: String, life: Life, attrs: A) -> NodeId {
         let hash = self.hash_path(&path);
-        let node = Node::new(&path, life, parent);
+        let node = Node::new(&path, life, parent, attrs);
         let child_key = ChildKey(node.folded_name().into());
         let block = node.block.as_ptr() as usize;
         let id = self.nodes.insert(node);
@@ -152,6 +160,30 @@ impl<V: Copy> Index<V> {
         let block = n.block.as_ptr() as usize;
         let hash = self.hash_path(n.path());
         self.paths.set_block(hash, node, block);
+    }
+
+    /// Sets the attributes of the key at `node`, which must exist.
+    pub fn set_attrs(&mut self, node: NodeId, attrs: A) {
+        assert!(
+            self.is_alive(node),
+            "attributes of a key that does not exist"
+        );
+        let seq = self.seq();
+        let n = self.node_mut(node);
+        let head = n.block.head_mut();
+        let before = (head.attrs_seq, head.attrs);
+        debug_assert!(before.0 <= seq, "attribute versions must stay sorted");
+        head.attrs_seq = seq;
+        head.attrs = attrs;
+        let pushed = before.0 < seq;
+        if pushed {
+            n.older_attrs.push(before);
+        }
+        self.record(Undo::AttrsSet {
+            node,
+            before,
+            pushed,
+        });
     }
 
     /// Removes a node from the table, its parent and the arena. Used by rollback and GC.
@@ -184,7 +216,7 @@ impl<V: Copy> Index<V> {
     pub fn delete_tree(&mut self, node: NodeId) {
         assert!(node != self.root(), "the root cannot be deleted");
         assert!(self.is_alive(node), "deleting a key that does not exist");
-        for descendant in self.live_descendants(node) {
+        for descendant in self.live_subtree(node) {
             self.end_life(descendant);
         }
         self.end_life(node);
@@ -198,7 +230,7 @@ impl<V: Copy> Index<V> {
             self.is_alive(node),
             "tombstone on a key that does not exist"
         );
-        for descendant in self.live_descendants(node) {
+        for descendant in self.live_subtree(node) {
             self.end_life(descendant);
         }
         self.delete_all_values(node);
@@ -251,7 +283,11 @@ impl<V: Copy> Index<V> {
         match self.node(node).slot(name, layer) {
             Some(slot) => self.push_version(node, slot, version),
             None => {
-                let moved = self.node_mut(node).block.push(Slot {
+                let block = &mut self.node_mut(node).block;
+                if layer != 0 {
+                    block.head_mut().layered += 1;
+                }
+                let moved = block.push(Slot {
                     name,
                     layer,
                     chain: Chain::new(version),
@@ -284,6 +320,30 @@ impl<V: Copy> Index<V> {
         true
     }
 
+    /// Deletes every value held in `layer`, in every key that exists (a layer dropped whole);
+    /// returns how many values were deleted.
+    pub fn delete_layer(&mut self, layer: LayerId) -> u64 {
+        let seq = self.seq();
+        let mut deleted = 0;
+        let mut live = Vec::new();
+        for node in self.live_subtree(self.root()) {
+            live.clear();
+            live.extend(
+                self.node(node)
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| slot.layer == layer && slot.chain.head().value.is_some())
+                    .map(|(i, _)| i),
+            );
+            for &slot in &live {
+                self.push_version(node, slot, Version { seq, value: None });
+            }
+            deleted += live.len() as u64;
+        }
+        deleted
+    }
+
     /// Makes the pending transaction part of the index for good.
     pub fn commit(&mut self) -> Seq {
         let seq = self.pending.seq.take().expect("commit() without begin()");
@@ -314,7 +374,23 @@ impl<V: Copy> Index<V> {
                 }
                 Undo::LifeEnded(node) => self.node_mut(node).block.head_mut().deleted = ALIVE,
                 Undo::SlotAdded(node) => {
-                    self.node_mut(node).block.pop();
+                    let block = &mut self.node_mut(node).block;
+                    let slot = block.pop().expect("an added slot to remove");
+                    if slot.layer != 0 {
+                        block.head_mut().layered -= 1;
+                    }
+                }
+                Undo::AttrsSet {
+                    node,
+                    before,
+                    pushed,
+                } => {
+                    let n = self.node_mut(node);
+                    if pushed {
+                        n.older_attrs.pop();
+                    }
+                    let head = n.block.head_mut();
+                    (head.attrs_seq, head.attrs) = before;
                 }
                 Undo::VersionPushed(node, slot, pushed) => {
                     let kept = self.node_mut(node).values_mut()[slot].chain.undo(pushed);

@@ -19,7 +19,7 @@ pub struct GcStats {
     pub nodes: u64,
 }
 
-impl<V: Copy> Index<V> {
+impl<V: Copy, A: Copy + Default> Index<V, A> {
     /// Drops versions, incarnations and nodes invisible at every snapshot `>= horizon`.
     pub fn collect_garbage(&mut self, horizon: Seq) -> GcStats {
         assert!(self.pending.seq.is_none(), "collect between transactions");
@@ -51,6 +51,16 @@ impl<V: Copy> Index<V> {
         let before: usize = n.values().iter().map(|slot| slot.chain.len()).sum();
         n.block.retain_mut(|slot| slot.chain.collect(horizon));
         let after: usize = n.values().iter().map(|slot| slot.chain.len()).sum();
+        let layered = n.values().iter().filter(|slot| slot.layer != 0).count();
+        n.block.head_mut().layered = layered as u32;
+        // Attributes: keep those after the horizon and the one visible at it.
+        let keep_from = if n.block.head().attrs_seq <= horizon {
+            n.older_attrs.len()
+        } else {
+            let visible = n.older_attrs.partition_point(|&(seq, _)| seq <= horizon);
+            visible.saturating_sub(1)
+        };
+        n.older_attrs.drain(..keep_from);
         stats.versions += (before - after) as u64;
         n.tombstones.retain(|&seq| seq > horizon);
         let mut dead_ids = Vec::new();

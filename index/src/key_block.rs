@@ -1,7 +1,8 @@
 //! A key block: everything a point read needs, in one allocation.
 //!
-//! `[BlockHead | slot 0 | slot 1 | ...]`: the newest incarnation's lifetime, the folded path
-//! (inline when short), and the value slots. The path table points at the block itself, so a
+//! `[BlockHead | slot 0 | slot 1 | ...]`: the newest incarnation's lifetime, the key's newest
+//! attributes (for the registry: its security descriptor, which every read checks), the folded
+//! path (inline when short), and the value slots. The path table points at the block itself, so a
 //! get costs one cache miss for the table slot and one (plus the adjacent lines the hardware
 //! fetches along) for the block: the node, with what only writers and enumeration need, is
 //! never touched (DESIGN.md: "slot, key node with its small values, the value bytes").
@@ -20,53 +21,63 @@ use crate::inline_path::InlinePath;
 
 /// The fixed part of a block.
 #[repr(C)]
-pub(crate) struct BlockHead {
+pub(crate) struct BlockHead<A> {
     /// When the newest incarnation of the key was created.
     pub created: Seq,
     /// When it was deleted (`ALIVE` while it exists).
     pub deleted: Seq,
+    /// When the newest attributes were set; older versions are in the node.
+    pub attrs_seq: Seq,
+    /// The newest attributes.
+    pub attrs: A,
     len: u32,
     cap: u32,
+    /// How many slots are outside the base layer (layer 0): reads of a key with none stop at
+    /// the first slot of a name.
+    pub layered: u32,
     /// The folded full path.
     pub path: InlinePath,
 }
 
-pub(crate) struct KeyBlock<T> {
-    ptr: NonNull<BlockHead>,
-    owns: PhantomData<T>,
+pub(crate) struct KeyBlock<A, T> {
+    ptr: NonNull<BlockHead<A>>,
+    owns: PhantomData<(A, T)>,
 }
 
 // SAFETY: a KeyBlock owns its head and slots like a Box and a Vec would.
-unsafe impl<T: Send> Send for KeyBlock<T> {}
+unsafe impl<A: Send, T: Send> Send for KeyBlock<A, T> {}
 // SAFETY: shared access only hands out shared references.
-unsafe impl<T: Sync> Sync for KeyBlock<T> {}
+unsafe impl<A: Sync, T: Sync> Sync for KeyBlock<A, T> {}
 
 /// Most slots a block holds (a key's values, every layer).
 const SLOTS_MAX: usize = u32::MAX as usize;
 
-impl<T> KeyBlock<T> {
+impl<A, T> KeyBlock<A, T> {
     /// The layout of a block with room for `cap` slots, and where the slots start.
     fn layout(cap: usize) -> (Layout, usize) {
         let slots = Layout::array::<T>(cap).expect("a key's slots fit in memory");
-        let (layout, offset) = Layout::new::<BlockHead>()
+        let (layout, offset) = Layout::new::<BlockHead<A>>()
             .extend(slots)
             .expect("a key's slots fit in memory");
         (layout.pad_to_align(), offset)
     }
 
-    /// An empty block for a key at `path`.
-    pub(crate) fn new(path: &str, created: Seq, deleted: Seq) -> KeyBlock<T> {
+    /// An empty block for a key at `path` with attributes `attrs` since `created`.
+    pub(crate) fn new(path: &str, created: Seq, deleted: Seq, attrs: A) -> KeyBlock<A, T> {
         let (layout, _) = Self::layout(0);
         // SAFETY: the layout has a non-zero size (the head).
-        let raw = unsafe { alloc::alloc(layout) }.cast::<BlockHead>();
+        let raw = unsafe { alloc::alloc(layout) }.cast::<BlockHead<A>>();
         let Some(ptr) = NonNull::new(raw) else {
             alloc::handle_alloc_error(layout)
         };
         let head = BlockHead {
             created,
             deleted,
+            attrs_seq: created,
+            attrs,
             len: 0,
             cap: 0,
+            layered: 0,
             path: InlinePath::new(path),
         };
         // SAFETY: fresh allocation, aligned for BlockHead.
@@ -82,12 +93,12 @@ impl<T> KeyBlock<T> {
         self.ptr.as_ptr().cast::<u8>().cast_const()
     }
 
-    pub(crate) fn head(&self) -> &BlockHead {
+    pub(crate) fn head(&self) -> &BlockHead<A> {
         // SAFETY: the head is initialized for the block's whole life.
         unsafe { self.ptr.as_ref() }
     }
 
-    pub(crate) fn head_mut(&mut self) -> &mut BlockHead {
+    pub(crate) fn head_mut(&mut self) -> &mut BlockHead<A> {
         // SAFETY: as for `head`, and `&mut self` is exclusive.
         unsafe { self.ptr.as_mut() }
     }
@@ -114,11 +125,11 @@ impl<T> KeyBlock<T> {
     /// # Safety
     /// `ptr` is `as_ptr()` of a live block that nobody mutates for `'a`.
     #[inline]
-    pub(crate) unsafe fn view<'a>(ptr: *const u8) -> (&'a BlockHead, &'a [T]) {
+    pub(crate) unsafe fn view<'a>(ptr: *const u8) -> (&'a BlockHead<A>, &'a [T]) {
         let (_, offset) = Self::layout(0);
         // SAFETY: the caller's contract; then as for `head` and `slots`.
         unsafe {
-            let head = &*ptr.cast::<BlockHead>();
+            let head = &*ptr.cast::<BlockHead<A>>();
             let slots = std::slice::from_raw_parts(ptr.add(offset).cast::<T>(), head.len as usize);
             (head, slots)
         }
@@ -156,7 +167,7 @@ impl<T> KeyBlock<T> {
         // SAFETY: `ptr` was allocated with `old` (the invariant); same alignment, and the new
         // size is non-zero.
         let raw = unsafe { alloc::realloc(self.ptr.as_ptr().cast::<u8>(), old, new.size()) };
-        let Some(ptr) = NonNull::new(raw.cast::<BlockHead>()) else {
+        let Some(ptr) = NonNull::new(raw.cast::<BlockHead<A>>()) else {
             alloc::handle_alloc_error(new)
         };
         self.ptr = ptr;
@@ -197,7 +208,7 @@ impl<T> KeyBlock<T> {
     }
 }
 
-impl<T> Drop for KeyBlock<T> {
+impl<A, T> Drop for KeyBlock<A, T> {
     fn drop(&mut self) {
         let (layout, _) = Self::layout(self.head().cap as usize);
         // SAFETY: slots [0, len) and the head are initialized; nothing uses them after this,
@@ -216,7 +227,7 @@ mod tests {
 
     #[test]
     fn behaves_as_a_vector_with_a_header() {
-        let mut block: KeyBlock<String> = KeyBlock::new("MACHINE\\SOFTWARE", 3, u64::MAX);
+        let mut block: KeyBlock<u8, String> = KeyBlock::new("MACHINE\\SOFTWARE", 3, u64::MAX, 7);
         let mut model: Vec<String> = Vec::new();
         let mut moves = 0;
         for i in 0..100 {
@@ -237,10 +248,11 @@ mod tests {
         block.slots_mut()[0].push('!');
         model[0].push('!');
         // SAFETY: the block is alive and not mutated while viewed.
-        let (head, slots) = unsafe { KeyBlock::<String>::view(block.as_ptr()) };
+        let (head, slots) = unsafe { KeyBlock::<u8, String>::view(block.as_ptr()) };
         assert_eq!(slots, &model[..]);
         assert_eq!(&*head.path, "MACHINE\\SOFTWARE");
         assert_eq!((head.created, head.deleted), (3, u64::MAX));
+        assert_eq!((head.attrs_seq, head.attrs), (3, 7));
         block.head_mut().deleted = 9;
         assert_eq!(block.head().deleted, 9);
         while block.pop().is_some() {}

@@ -29,7 +29,7 @@ mod trie;
 mod version_chain;
 
 pub use gc::GcStats;
-pub use trie::{Index, IndexStats, KeyAt, ValueAt};
+pub use trie::{Index, IndexStats, KeyAt, LayerSel, PointRead, ValueAt};
 pub use version_chain::Version;
 
 /// A sequence number (the journal's).

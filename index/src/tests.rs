@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use crate::fold::{cmp_utf16, fold};
-use crate::{Index, KeyId, LayerId, NodeId, Seq};
+use crate::{Index, KeyId, LayerId, LayerSel, NodeId, Seq};
 
 const BASE: LayerId = 0;
 
@@ -25,7 +25,7 @@ fn create(index: &mut Index<u32>, parent: &str, name: &str, id: KeyId) -> NodeId
     } else {
         node(index, parent)
     };
-    index.create_key(parent, name, id)
+    index.create_key(parent, name, id, ())
 }
 
 #[test]
@@ -50,10 +50,16 @@ fn keys_have_history_and_new_ids_on_recreation() {
     assert_eq!(key(&index, "machine\\app", 1), Some(2));
     assert_eq!(key(&index, "machine\\app", 2), None);
     assert_eq!(key(&index, "machine\\app", 3), Some(3));
-    assert_eq!(index.value_at(app, BASE, "VERSION", 1), Some(10));
-    assert_eq!(index.value_at(app, BASE, "VERSION", 2), None);
     assert_eq!(
-        index.value_at(app, BASE, "VERSION", 3),
+        index.value_at(app, LayerSel::Only(BASE), "VERSION", 1),
+        Some(10)
+    );
+    assert_eq!(
+        index.value_at(app, LayerSel::Only(BASE), "VERSION", 2),
+        None
+    );
+    assert_eq!(
+        index.value_at(app, LayerSel::Only(BASE), "VERSION", 3),
         None,
         "values die with their key"
     );
@@ -116,10 +122,19 @@ fn a_subtree_tombstone_swaps_the_subtree_atomically() {
     );
     assert_eq!(key(&index, "m\\anchor\\old\\deep", 1), Some(4));
     assert_eq!(key(&index, "m\\anchor\\old\\deep", 2), None);
-    assert_eq!(index.value_at(anchor, BASE, "A", 1), Some(1));
-    assert_eq!(index.value_at(anchor, BASE, "A", 2), None);
-    assert_eq!(index.value_at(anchor, BASE, "B", 2), Some(3));
-    assert_eq!(index.value_at(old_child, BASE, "X", 1), Some(2));
+    assert_eq!(
+        index.value_at(anchor, LayerSel::Only(BASE), "A", 1),
+        Some(1)
+    );
+    assert_eq!(index.value_at(anchor, LayerSel::Only(BASE), "A", 2), None);
+    assert_eq!(
+        index.value_at(anchor, LayerSel::Only(BASE), "B", 2),
+        Some(3)
+    );
+    assert_eq!(
+        index.value_at(old_child, LayerSel::Only(BASE), "X", 1),
+        Some(2)
+    );
     assert_eq!(index.tombstones(anchor), &[2]);
 }
 
@@ -190,8 +205,23 @@ fn snapshot_all(index: &Index<u32>, paths: &[&str], at: Seq) -> Seen {
 struct ModelKey {
     id: KeyId,
     name: String,
+    attrs: u32,
     values: BTreeMap<(String, LayerId), u32>,
 }
+
+impl ModelKey {
+    /// The effective value of `name`: the one in the highest layer that has it.
+    fn effective(&self, name: &str) -> Option<u32> {
+        self.values
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .max_by_key(|((_, layer), _)| *layer)
+            .map(|(_, &value)| value)
+    }
+}
+
+/// The index the model test drives: values and key attributes are plain numbers.
+type ModelIndex = Index<u32, u32>;
 
 type ModelState = BTreeMap<Vec<String>, ModelKey>;
 
@@ -203,6 +233,8 @@ enum Op {
     Clear(Vec<String>),
     Set(Vec<String>, String, LayerId, u32),
     Unset(Vec<String>, String, LayerId),
+    Attrs(Vec<String>, u32),
+    DropLayer(LayerId),
 }
 
 #[derive(Debug, Clone)]
@@ -233,9 +265,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => path_strategy().prop_map(Op::Delete),
         1 => path_strategy().prop_map(Op::DeleteTree),
         1 => path_strategy().prop_map(Op::Clear),
-        4 => (path_strategy(), name_strategy(), 0..2u16, any::<u32>())
+        4 => (path_strategy(), name_strategy(), 0..3u16, any::<u32>())
             .prop_map(|(p, n, l, v)| Op::Set(p, n, l, v)),
-        1 => (path_strategy(), name_strategy(), 0..2u16).prop_map(|(p, n, l)| Op::Unset(p, n, l)),
+        1 => (path_strategy(), name_strategy(), 0..3u16).prop_map(|(p, n, l)| Op::Unset(p, n, l)),
+        1 => (path_strategy(), any::<u32>()).prop_map(|(p, a)| Op::Attrs(p, a)),
+        1 => (0..3u16).prop_map(Op::DropLayer),
     ]
 }
 
@@ -253,8 +287,8 @@ fn folded(path: &[String]) -> Vec<String> {
 
 /// Applies `op` to the model and the index alike; ops that would be invalid (the registry
 /// refuses them before they reach the index) are skipped in both.
-fn apply(op: &Op, model: &mut ModelState, index: &mut Index<u32>, next_id: &mut KeyId) {
-    let node_of = |index: &Index<u32>, path: &[String]| index.find(&folded(path).join("\\"));
+fn apply(op: &Op, model: &mut ModelState, index: &mut ModelIndex, next_id: &mut KeyId) {
+    let node_of = |index: &ModelIndex, path: &[String]| index.find(&folded(path).join("\\"));
     match op {
         Op::Create(path) => {
             let key = folded(path);
@@ -268,12 +302,14 @@ fn apply(op: &Op, model: &mut ModelState, index: &mut Index<u32>, next_id: &mut 
                 node_of(index, &path[..path.len() - 1]).expect("parent node")
             };
             let name = path.last().expect("non-empty path");
-            index.create_key(parent, name, *next_id);
+            let attrs = *next_id as u32 * 7;
+            index.create_key(parent, name, *next_id, attrs);
             model.insert(
                 key,
                 ModelKey {
                     id: *next_id,
                     name: name.clone(),
+                    attrs,
                     values: BTreeMap::new(),
                 },
             );
@@ -328,11 +364,28 @@ fn apply(op: &Op, model: &mut ModelState, index: &mut Index<u32>, next_id: &mut 
                 index.delete_value(node_of(index, path).expect("node"), *layer, &fold(name));
             assert_eq!(deleted, existed);
         }
+        Op::Attrs(path, attrs) => {
+            let key = folded(path);
+            let Some(entry) = model.get_mut(&key) else {
+                return;
+            };
+            index.set_attrs(node_of(index, path).expect("node"), *attrs);
+            entry.attrs = *attrs;
+        }
+        Op::DropLayer(layer) => {
+            let mut expected = 0;
+            for entry in model.values_mut() {
+                let before = entry.values.len();
+                entry.values.retain(|(_, l), _| l != layer);
+                expected += (before - entry.values.len()) as u64;
+            }
+            assert_eq!(index.delete_layer(*layer), expected);
+        }
     }
 }
 
 /// Checks the index at snapshot `at` against the model state of that snapshot.
-fn check(index: &Index<u32>, state: &ModelState, universe: &BTreeSet<Vec<String>>, at: Seq) {
+fn check(index: &ModelIndex, state: &ModelState, universe: &BTreeSet<Vec<String>>, at: Seq) {
     for path in universe {
         let joined = path.join("\\");
         let found = index.key_by_path(&joined, at);
@@ -342,7 +395,7 @@ fn check(index: &Index<u32>, state: &ModelState, universe: &BTreeSet<Vec<String>
             expected.map(|k| k.id),
             "{joined} at {at}"
         );
-        let point_read = index.value_by_path(&joined, 0, "A", at);
+        let point_read = index.value_by_path(&joined, "A", LayerSel::Effective, at);
         let (Some(found), Some(expected)) = (found, expected) else {
             assert_eq!(
                 point_read, None,
@@ -350,16 +403,33 @@ fn check(index: &Index<u32>, state: &ModelState, universe: &BTreeSet<Vec<String>
             );
             continue;
         };
-        // The point read (through the key block) agrees with the model.
-        for layer in 0..2 {
-            for name in ["A", "B", "B_X", "É"] {
+        // The point read (through the key block) agrees with the model, layer by layer and
+        // resolved across layers, and so do the key's attributes.
+        for name in ["A", "B", "B_X", "É"] {
+            for layer in 0..3 {
+                let read = index.value_by_path(&joined, name, LayerSel::Only(layer), at);
                 assert_eq!(
-                    index.value_by_path(&joined, layer, name, at),
+                    read.map(|r| r.value),
                     Some(expected.values.get(&(name.to_string(), layer)).copied()),
                     "point read of {joined} {name} layer {layer} at {at}"
                 );
             }
+            let read = index
+                .value_by_path(&joined, name, LayerSel::Effective, at)
+                .expect("the key exists");
+            assert_eq!(
+                read.value,
+                expected.effective(name),
+                "{joined} {name} at {at}"
+            );
+            assert_eq!(read.attrs, expected.attrs, "attributes of {joined} at {at}");
+            assert_eq!(read.node, found.node);
+            assert_eq!(
+                index.value_at(found.node, LayerSel::Effective, name, at),
+                expected.effective(name)
+            );
         }
+        assert_eq!(index.attrs_at(found.node, at), expected.attrs);
         assert_eq!(found.name, expected.name);
         let values: BTreeMap<(String, LayerId), u32> = index
             .values_at(found.node, at)
@@ -386,7 +456,7 @@ proptest! {
 
     #[test]
     fn index_matches_the_model_at_every_snapshot(steps in prop::collection::vec(step_strategy(), 1..40)) {
-        let mut index: Index<u32> = Index::new();
+        let mut index: ModelIndex = Index::new();
         let mut history: Vec<ModelState> = vec![ModelState::new()];
         let mut universe = BTreeSet::new();
         let mut next_id = 1;
@@ -435,17 +505,18 @@ fn the_root_and_every_key_are_found_through_their_blocks() {
     }
     index.commit();
     assert_eq!(index.find("M\\K"), Some(key));
+    let read = |name: &str, at| {
+        index
+            .value_by_path("M\\K", name, LayerSel::Only(BASE), at)
+            .map(|r| r.value)
+    };
     for i in 0..100u32 {
-        assert_eq!(
-            index.value_by_path("M\\K", BASE, &format!("V{i}"), 1),
-            Some(Some(i))
-        );
+        assert_eq!(read(&format!("V{i}"), 1), Some(Some(i)));
     }
-    assert_eq!(index.value_by_path("M\\K", BASE, "NOPE", 1), Some(None));
-    assert_eq!(index.value_by_path("M\\X", BASE, "V1", 1), None);
+    assert_eq!(read("NOPE", 1), Some(None));
+    assert_eq!(read("V1", 0), None, "before the key existed");
     assert_eq!(
-        index.value_by_path("M\\K", BASE, "V1", 0),
-        None,
-        "before the key existed"
+        index.value_by_path("M\\X", "V1", LayerSel::Effective, 1),
+        None
     );
 }

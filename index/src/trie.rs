@@ -63,8 +63,10 @@ impl PartialOrd for ChildKey {
 
 /// One path's key: what a point read needs sits in the key block (the newest incarnation's
 /// lifetime, the path, the value slots); the rest is for writers, enumeration and history.
-pub(crate) struct Node<V> {
-    pub block: KeyBlock<Slot<V>>,
+pub(crate) struct Node<V, A> {
+    pub block: KeyBlock<A, Slot<V>>,
+    /// Attributes before the newest (which is in the block), oldest first.
+    pub older_attrs: Vec<(Seq, A)>,
     /// The newest incarnation's id and name (its lifetime is in the block).
     pub id: KeyId,
     pub name: Box<str>,
@@ -82,10 +84,11 @@ pub(crate) struct LifeRef<'a> {
     pub created: Seq,
 }
 
-impl<V> Node<V> {
-    pub(crate) fn new(path: &str, life: Life, parent: NodeId) -> Node<V> {
+impl<V, A: Copy> Node<V, A> {
+    pub(crate) fn new(path: &str, life: Life, parent: NodeId, attrs: A) -> Node<V, A> {
         Node {
-            block: KeyBlock::new(path, life.created, life.deleted),
+            block: KeyBlock::new(path, life.created, life.deleted, attrs),
+            older_attrs: Vec::new(),
             id: life.id,
             name: life.name,
             parent,
@@ -177,6 +180,57 @@ fn slot_in<V>(slots: &[Slot<V>], name: NameId, layer: LayerId) -> Option<usize> 
         .position(|slot| slot.name == name && slot.layer == layer)
 }
 
+/// Value `name` as `sel` picks it among `slots` at `at`. `layered` counts the slots outside
+/// the base layer: when there are none, the first slot of the name is the only one, and the
+/// scan stops there (the common case: most keys never see a second layer).
+#[inline]
+fn pick<V: Copy>(
+    slots: &[Slot<V>],
+    layered: u32,
+    name: NameId,
+    sel: LayerSel,
+    at: Seq,
+) -> Option<V> {
+    match sel {
+        LayerSel::Only(layer) => {
+            let slot = slot_in(slots, name, layer)?;
+            slots[slot].chain.at(at)?.value
+        }
+        LayerSel::Effective if layered == 0 => {
+            let slot = slots.iter().position(|slot| slot.name == name)?;
+            slots[slot].chain.at(at)?.value
+        }
+        // The layer id is its precedence: the highest layer holding a value wins.
+        LayerSel::Effective => slots
+            .iter()
+            .filter(|slot| slot.name == name)
+            .filter_map(|slot| Some((slot.layer, slot.chain.at(at)?.value?)))
+            .max_by_key(|&(layer, _)| layer)
+            .map(|(_, value)| value),
+    }
+}
+
+/// Which layers a value read looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerSel {
+    /// The effective value: the one in the highest layer that holds the name (a layer's id is
+    /// its precedence).
+    Effective,
+    /// One layer only.
+    Only(LayerId),
+}
+
+/// What a point read found: the key as of the snapshot and, if it has one, the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointRead<V, A> {
+    /// The key's node.
+    pub node: NodeId,
+    /// The key's attributes as of the snapshot.
+    pub attrs: A,
+    /// The value, if the key has it.
+    pub value: Option<V>,
+}
+
 /// A key as it exists at some snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyAt<'a> {
@@ -220,25 +274,26 @@ pub struct IndexStats {
 
 /// The in-memory index of keys and versioned values. `V` is what a value version points to
 /// (for the registry: where the value lives in the journal).
-pub struct Index<V> {
-    pub(crate) nodes: Arena<Node<V>>,
+pub struct Index<V, A = ()> {
+    pub(crate) nodes: Arena<Node<V, A>>,
     pub(crate) paths: PathTable,
     pub(crate) hasher: foldhash::fast::RandomState,
     pub(crate) names: Names,
     pub(crate) ids: HashMap<KeyId, NodeId, foldhash::fast::RandomState>,
-    pub(crate) pending: crate::apply::Pending<V>,
+    pub(crate) pending: crate::apply::Pending<V, A>,
     pub(crate) applied: Seq,
 }
 
-impl<V: Copy> Default for Index<V> {
+impl<V: Copy, A: Copy + Default> Default for Index<V, A> {
     fn default() -> Self {
         Index::new()
     }
 }
 
-impl<V: Copy> Index<V> {
-    /// An empty index: the root node (id 0, path "") alive since sequence number 0.
-    pub fn new() -> Index<V> {
+impl<V: Copy, A: Copy + Default> Index<V, A> {
+    /// An empty index: the root node (id 0, path "") alive since sequence number 0, with
+    /// default attributes.
+    pub fn new() -> Index<V, A> {
         let root = Node::new(
             "",
             Life {
@@ -248,6 +303,7 @@ impl<V: Copy> Index<V> {
                 name: "".into(),
             },
             NodeId(0),
+            A::default(),
         );
         let mut nodes = Arena::new();
         let root_id = nodes.insert(root);
@@ -278,11 +334,11 @@ impl<V: Copy> Index<V> {
     }
 
     #[inline]
-    pub(crate) fn node(&self, node: NodeId) -> &Node<V> {
+    pub(crate) fn node(&self, node: NodeId) -> &Node<V, A> {
         self.nodes.get(node).expect("a NodeId names a live slot")
     }
 
-    pub(crate) fn node_mut(&mut self, node: NodeId) -> &mut Node<V> {
+    pub(crate) fn node_mut(&mut self, node: NodeId) -> &mut Node<V, A> {
         self.nodes
             .get_mut(node)
             .expect("a NodeId names a live slot")
@@ -302,7 +358,7 @@ impl<V: Copy> Index<V> {
         // SAFETY: a path-table entry holds the address of its node's key block (kept so by every
         // change that moves a block, under the index's write lock), and `&self` means no
         // writer holds that lock now.
-        let (head, _) = unsafe { KeyBlock::<Slot<V>>::view(block as *const u8) };
+        let (head, _) = unsafe { KeyBlock::<A, Slot<V>>::view(block as *const u8) };
         &head.path
     }
 
@@ -359,27 +415,47 @@ impl<V: Copy> Index<V> {
             .filter_map(move |&child| self.key_at(child, at))
     }
 
-    /// The value `folded_name` in `layer` as of `at`.
+    /// The value `folded_name` as `sel` picks it among the layers, as of `at`.
     #[inline]
-    pub fn value_at(&self, node: NodeId, layer: LayerId, folded_name: &str, at: Seq) -> Option<V> {
+    pub fn value_at(&self, node: NodeId, sel: LayerSel, folded_name: &str, at: Seq) -> Option<V> {
         let name = self.names.get(folded_name)?;
         let n = self.node(node);
-        let slot = n.slot(name, layer)?;
-        n.values()[slot].chain.at(at)?.value
+        pick(n.values(), n.block.head().layered, name, sel, at)
     }
 
-    /// Value `folded_name` in `layer` of the key at `folded_path`, as of `at`: `None` if no
-    /// key exists there then, `Some(None)` if the key has no such value. The point read: the
-    /// path-table slot is fetched while the value name is looked up, then the node and its
-    /// value slots are fetched together.
+    /// The attributes of the key at `node` as of `at` (whichever incarnation held the path
+    /// then: the caller checks that one existed).
+    pub fn attrs_at(&self, node: NodeId, at: Seq) -> A {
+        let n = self.node(node);
+        let head = n.block.head();
+        if head.attrs_seq <= at {
+            return head.attrs;
+        }
+        let older = n.older_attrs.partition_point(|&(seq, _)| seq <= at);
+        older
+            .checked_sub(1)
+            .and_then(|i| n.older_attrs.get(i))
+            .map_or_else(A::default, |&(_, attrs)| attrs)
+    }
+
+    /// The attributes of the key at `node` at the newest state.
+    pub fn attrs_now(&self, node: NodeId) -> A {
+        self.node(node).block.head().attrs
+    }
+
+    /// The point read: the key at `folded_path` and its value `folded_name` as `sel` picks it,
+    /// as of `at`. `None` if no key exists there then. The path-table slot is fetched while
+    /// the value name is looked up; then the key block holds the key's lifetime, attributes
+    /// and value slots, so the node itself is never touched when the newest incarnation and
+    /// attributes are the ones visible.
     #[inline]
     pub fn value_by_path(
         &self,
         folded_path: &str,
-        layer: LayerId,
         folded_name: &str,
+        sel: LayerSel,
         at: Seq,
-    ) -> Option<Option<V>> {
+    ) -> Option<PointRead<V, A>> {
         let hash = self.hash_path(folded_path);
         self.paths.prefetch(hash);
         let name = self.names.get(folded_name);
@@ -389,17 +465,21 @@ impl<V: Copy> Index<V> {
             self.block_path(block) == folded_path
         })?;
         // SAFETY: as in `block_path`.
-        let (head, slots) = unsafe { KeyBlock::<Slot<V>>::view(found as *const u8) };
-        let (created, deleted) = (head.created, head.deleted);
-        if !(created <= at && at < deleted) {
-            // An older incarnation may have been alive then: ask the node.
-            self.node(node).life_at(at)?;
-            return Some(self.value_at(node, layer, folded_name, at));
+        let (head, slots) = unsafe { KeyBlock::<A, Slot<V>>::view(found as *const u8) };
+        if !(head.created <= at && at < head.deleted && head.attrs_seq <= at) {
+            // An older incarnation, or older attributes, may be the visible ones: ask the node.
+            self.key_at(node, at)?;
+            return Some(PointRead {
+                node,
+                attrs: self.attrs_at(node, at),
+                value: self.value_at(node, sel, folded_name, at),
+            });
         }
-        let Some(name) = name else {
-            return Some(None);
-        };
-        Some(slot_in(slots, name, layer).and_then(|slot| slots[slot].chain.at(at)?.value))
+        Some(PointRead {
+            node,
+            attrs: head.attrs,
+            value: name.and_then(|name| pick(slots, head.layered, name, sel, at)),
+        })
     }
 
     /// Every value of `node` present at `at`, every layer, ordered by name then layer.
@@ -455,8 +535,8 @@ impl<V: Copy> Index<V> {
         stats
     }
 
-    /// Live descendants of `node` at the newest state, parents before children.
-    pub(crate) fn live_descendants(&self, node: NodeId) -> Vec<NodeId> {
+    /// Keys below `node` that exist at the newest state, parents before children.
+    pub fn live_subtree(&self, node: NodeId) -> Vec<NodeId> {
         let mut out = Vec::new();
         let mut stack = vec![node];
         while let Some(current) = stack.pop() {

@@ -171,11 +171,219 @@ pub enum Error {
     #[error("the store is open read-only")]
     ReadOnly,
 
+    /// A count limit was reached.
+    #[error("too many {what}: the limit is {max}")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A layer name is empty, too long or holds a character layer names may not hold.
+    #[error(
+        "invalid layer name {name:?}: 1 to {max} ASCII letters, digits, '-', '_' or '.' (LAYER_NAME_MAX_BYTES is {max})"
+    )]
+    InvalidLayerName {
+        /// The name (cut to 64 characters).
+        name: String,
+        /// The limit on its length.
+        max: usize,
+    },
+
+    /// No layer of that name exists.
+    #[error("layer {name:?} does not exist (layers: {known})")]
+    LayerNotFound {
+        /// The name asked for.
+        name: String,
+        /// The layers there are.
+        known: String,
+    },
+
+    /// A layer of that name exists already.
+    #[error("layer {name:?} exists already")]
+    LayerExists {
+        /// The name.
+        name: String,
+    },
+
+    /// Another layer has that precedence.
+    #[error("precedence {precedence} belongs to layer {layer:?}; precedences are unique")]
+    PrecedenceTaken {
+        /// The precedence asked for.
+        precedence: u16,
+        /// The layer that has it.
+        layer: String,
+    },
+
+    /// `base` and `policy` exist for the life of the store.
+    #[error("layer {name:?} is built in and cannot be dropped")]
+    BuiltinLayer {
+        /// The layer.
+        name: String,
+    },
+
+    /// A chain of link keys is longer than LINK_HOPS_MAX (or loops).
+    #[error("opening {path} follows more than {max} links (LINK_HOPS_MAX); is there a loop?")]
+    TooManyLinks {
+        /// The path being opened.
+        path: String,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A link key whose target is not a valid key path.
+    #[error("link {path} has an invalid target: {reason}")]
+    BadLink {
+        /// The link key.
+        path: String,
+        /// What is wrong with its target.
+        reason: String,
+    },
+
+    /// A non-volatile key cannot live under a volatile one.
+    #[error("{path} would be a non-volatile key under the volatile key {parent}")]
+    VolatileParent {
+        /// The key that was to be created.
+        path: String,
+        /// Its volatile ancestor.
+        parent: String,
+    },
+
+    /// The key's security descriptor does not grant the caller what it asked for; nothing was
+    /// changed.
+    #[error("access denied: {principal} lacks {missing} on {path}")]
+    AccessDenied {
+        /// The key.
+        path: String,
+        /// The caller.
+        principal: String,
+        /// The rights that were not granted (`KEY_SET_VALUE | DELETE`).
+        missing: String,
+    },
+
+    /// A key exists where a new one was to be created (a link, which cannot replace a key).
+    #[error("key {path} exists already")]
+    KeyExists {
+        /// The key.
+        path: String,
+    },
+
+    /// A value of the store's own configuration is not what it must be.
+    #[error("configuration value {value:?} of {key} {reason}")]
+    BadConfig {
+        /// The configuration key.
+        key: String,
+        /// The value name.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A privileged operation by a caller without the privilege.
+    #[error("{principal} does not hold {privilege}, which {what} requires")]
+    PrivilegeRequired {
+        /// The caller.
+        principal: String,
+        /// The privilege (its Windows name).
+        privilege: &'static str,
+        /// What was attempted.
+        what: String,
+    },
+
     /// An index entry points at journal data that is not there: a bug or damage after open.
     #[error("journal data for {what} is missing or malformed")]
     Damaged {
         /// What was being read.
         what: String,
+    },
+
+    // --- security ---
+    /// A principal (a SID or a plain name) is malformed.
+    #[error("invalid principal {principal:?}: {reason}")]
+    InvalidPrincipal {
+        /// The principal (cut to 64 characters).
+        principal: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A principal is longer than PRINCIPAL_MAX_BYTES.
+    #[error("principal {principal:?} is {len} bytes; PRINCIPAL_MAX_BYTES is {max}")]
+    PrincipalTooLong {
+        /// The principal (cut to 64 characters).
+        principal: String,
+        /// Its length in UTF-8 bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// More distinct principals than PRINCIPALS_MAX were named.
+    #[error("more than {max} distinct principals; PRINCIPALS_MAX is {max}")]
+    TooManyPrincipals {
+        /// The limit.
+        max: usize,
+    },
+
+    /// A caller is in more groups than CALLER_GROUPS_MAX.
+    #[error("caller {principal:?} is in {count} groups; CALLER_GROUPS_MAX is {max}")]
+    TooManyGroups {
+        /// The caller's principal (cut to 64 characters).
+        principal: String,
+        /// How many groups it named.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A DACL holds more entries than ACES_MAX.
+    #[error("DACL has {count} entries; ACES_MAX is {max}")]
+    TooManyAces {
+        /// How many entries it has.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// An ACE's mask holds bits outside KEY_ALL_ACCESS (generic rights must be mapped).
+    #[error(
+        "ACE for {principal:?} has mask {mask:#x}, outside KEY_ALL_ACCESS (0xf003f); map generic rights first"
+    )]
+    BadAccessMask {
+        /// Whom the ACE is for (cut to 64 characters).
+        principal: String,
+        /// The mask.
+        mask: u32,
+    },
+
+    /// An ACE's flags hold bits other than the five inheritance flags.
+    #[error("ACE for {principal:?} has flags {flags:#x}, outside the inheritance flags (0x1f)")]
+    BadAceFlags {
+        /// Whom the ACE is for (cut to 64 characters).
+        principal: String,
+        /// The flags.
+        flags: u8,
+    },
+
+    /// A security descriptor encodes to more than SECURITY_DESCRIPTOR_MAX_BYTES.
+    #[error("security descriptor is {len} bytes encoded; SECURITY_DESCRIPTOR_MAX_BYTES is {max}")]
+    DescriptorTooLarge {
+        /// Its encoded size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// Text is not SDDL of the supported subset.
+    #[error("invalid SDDL {sddl:?} at byte {at}: {reason}")]
+    BadSddl {
+        /// The text (cut to 64 characters).
+        sddl: String,
+        /// The byte offset where it goes wrong.
+        at: usize,
+        /// What is wrong there.
+        reason: String,
     },
 }
 

@@ -1,13 +1,13 @@
 //! Reading the journal back as history: what each committed transaction did, with keys named
 //! by their paths at that time. `hivelog log` prints it.
 
-use hivelog_index::{Index, KeyId, LayerId};
+use hivelog_index::KeyId;
 use hivelog_log::{Rejected, Seq};
 
 use crate::error::Error;
-use crate::op::Op;
-use crate::store::{Store, read_index};
-use crate::stored::Stored;
+use crate::op::{Op, decode_descriptor};
+use crate::security::{Privileges, sddl};
+use crate::store::{State, Store, read_state};
 use crate::value::{Value, ValueType};
 
 /// One committed transaction.
@@ -50,8 +50,8 @@ pub enum HistoryOp {
     SetValue {
         /// The key's path.
         path: String,
-        /// The layer.
-        layer: LayerId,
+        /// The layer's name.
+        layer: String,
         /// The value name.
         name: String,
         /// The value.
@@ -61,79 +61,128 @@ pub enum HistoryOp {
     DeleteValue {
         /// The key's path.
         path: String,
-        /// The layer.
-        layer: LayerId,
+        /// The layer's name.
+        layer: String,
         /// The value name.
+        name: String,
+    },
+    /// A key's security descriptor was set.
+    SetSecurity {
+        /// The key's path.
+        path: String,
+        /// The new descriptor, as SDDL.
+        sddl: String,
+    },
+    /// A key was made a link (right after its creation).
+    MarkLink {
+        /// The key's path.
+        path: String,
+    },
+    /// A layer was created.
+    CreateLayer {
+        /// Its name.
+        name: String,
+        /// Its precedence.
+        precedence: u16,
+    },
+    /// A layer was dropped, with every value it held.
+    DropLayer {
+        /// Its name.
         name: String,
     },
 }
 
 /// The path of key `id` as of `at`, or a placeholder naming the id when it had none then
 /// (a key created and deleted by the same transaction).
-fn path_of(index: &Index<Stored>, id: KeyId, at: Seq) -> String {
-    index
+fn path_of(state: &State, id: KeyId, at: Seq) -> String {
+    state
+        .index
         .node_of(id)
-        .and_then(|node| index.display_path(node, at))
+        .and_then(|node| state.index.display_path(node, at))
         .unwrap_or_else(|| format!("<key #{id}>"))
 }
 
-fn describe(index: &Index<Stored>, op: Op<'_>, seq: Seq) -> HistoryOp {
+fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
     let before = seq.saturating_sub(1);
-    match op {
+    let layer = |id| state.layers.name_at(id, seq);
+    Ok(match op {
         Op::CreateKey { id, .. } => HistoryOp::CreateKey {
-            path: path_of(index, id, seq),
+            path: path_of(state, id, seq),
         },
         Op::DeleteKey { id } => HistoryOp::DeleteKey {
-            path: path_of(index, id, before),
+            path: path_of(state, id, before),
         },
         Op::DeleteTree { id } => HistoryOp::DeleteTree {
-            path: path_of(index, id, before),
+            path: path_of(state, id, before),
         },
         Op::ClearSubtree { id } => HistoryOp::ClearSubtree {
-            path: path_of(index, id, seq),
+            path: path_of(state, id, seq),
         },
         Op::SetValue {
             key,
-            layer,
+            layer: id,
             ty,
             name,
             data,
         } => HistoryOp::SetValue {
-            path: path_of(index, key, seq),
-            layer,
+            path: path_of(state, key, seq),
+            layer: layer(id),
             name: name.to_string(),
             value: Value::new(ValueType(ty.0), data.to_vec()),
         },
-        Op::DeleteValue { key, layer, name } => HistoryOp::DeleteValue {
-            path: path_of(index, key, seq),
-            layer,
+        Op::DeleteValue {
+            key,
+            layer: id,
+            name,
+        } => HistoryOp::DeleteValue {
+            path: path_of(state, key, seq),
+            layer: layer(id),
             name: name.to_string(),
         },
-    }
+        Op::SetSecurity { id, descriptor } => HistoryOp::SetSecurity {
+            path: path_of(state, id, seq),
+            sddl: sddl::format(
+                &decode_descriptor(descriptor).map_err(|short| Rejected(short.0.to_string()))?,
+            ),
+        },
+        Op::SetKeyFlags { id, .. } => HistoryOp::MarkLink {
+            path: path_of(state, id, seq),
+        },
+        Op::CreateLayer { id, name } => HistoryOp::CreateLayer {
+            name: name.to_string(),
+            precedence: id,
+        },
+        Op::DropLayer { id } => HistoryOp::DropLayer {
+            name: state.layers.name_at(id, before),
+        },
+    })
 }
 
 impl Store {
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
     /// in order, verifying each record as it is read. An error from `visit` stops the walk
-    /// and is returned as it is.
+    /// and is returned as it is. The history shows every key whatever its descriptor, so it
+    /// needs SeSecurityPrivilege (as Windows' audit log does).
     pub fn history<E: From<Error>>(
         &self,
         from: Seq,
         to: Seq,
         visit: &mut dyn FnMut(HistoryTxn) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.session_ref()
+            .require(Privileges::SECURITY, "reading the history")?;
         let inner = self.inner();
         let to = to.min(inner.visible());
         let mut stopped: Option<E> = None;
         let scanned = inner.journal.for_each_txn(from, to, &mut |txn| {
             let ops = {
-                let index = read_index(&inner.index);
+                let state = read_state(&inner.state);
                 txn.ops
                     .iter()
                     .map(|op| {
-                        Op::decode(op.payload)
-                            .map(|decoded| describe(&index, decoded, txn.seq))
-                            .map_err(|short| Rejected(short.0.to_string()))
+                        let decoded = Op::decode(op.payload)
+                            .map_err(|short| Rejected(short.0.to_string()))?;
+                        describe(&state, decoded, txn.seq)
                     })
                     .collect::<Result<Vec<_>, _>>()?
             };

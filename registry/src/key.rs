@@ -1,16 +1,19 @@
-//! Key handles: reads and writes of one key, as `winreg`'s `RegKey` offers them.
+//! Key handles: reads and writes of one key, as `winreg`'s `RegKey` offers them, with the
+//! rights granted when the handle was opened (as a Windows key handle has them).
 
 use std::sync::Arc;
 
-use hivelog_index::{Index, KeyId, NodeId};
+use hivelog_index::{KeyId, LayerSel, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
+use crate::links::locate;
 use crate::path::{KeyPath, check_value_name};
-use crate::reader::{read_record, read_value, value_at};
-use crate::store::{Inner, read_index};
+use crate::reader::{check_access, layer_sel, read_record, read_value, value_at};
+use crate::security::{Access, Sddl, SecurityDescriptor};
+use crate::store::{Inner, Session, State, read_state};
 use crate::stored::Stored;
-use crate::txn::{self, BASE, Intent, Target, set_value_intent};
+use crate::txn::{self, CreateOptions, Intent, Target, set_value_intent};
 use crate::value::{FromRegValue, ToRegValue, Value};
 
 /// An open key.
@@ -18,14 +21,18 @@ use crate::value::{FromRegValue, ToRegValue, Value};
 /// A handle names one key: if that key is deleted, operations through the handle fail with
 /// [`Error::KeyDeleted`], even if a new key is later created at the same path. A handle from
 /// [`crate::Store::open_key`] reads the newest committed state at each call; one from a
-/// [`crate::Snapshot`] reads that snapshot and refuses writes.
+/// [`crate::Snapshot`] reads that snapshot and refuses writes. Each operation needs a right
+/// the handle was granted at open (`KEY_QUERY_VALUE` to read values, `KEY_SET_VALUE` to write
+/// them, ...), as on Windows; a change of the key's descriptor later does not change a handle.
 #[derive(Clone)]
 pub struct Key {
     inner: Arc<Inner>,
+    session: Arc<Session>,
     path: Arc<KeyPath>,
     id: KeyId,
     node: NodeId,
     at: Option<Seq>,
+    granted: Access,
 }
 
 impl std::fmt::Debug for Key {
@@ -34,28 +41,50 @@ impl std::fmt::Debug for Key {
             .field("path", &self.path.to_string())
             .field("id", &self.id)
             .field("at", &self.at)
+            .field("granted", &self.granted)
             .finish()
     }
 }
 
+/// One layer's version of a value, as [`Key::value_stack`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayeredValue {
+    /// The layer's name.
+    pub layer: String,
+    /// The layer's precedence.
+    pub precedence: u16,
+    /// The value in that layer.
+    pub value: Value,
+}
+
 impl Key {
-    pub(crate) fn open(inner: Arc<Inner>, path: KeyPath, at: Option<Seq>) -> Result<Key> {
+    pub(crate) fn open(
+        inner: Arc<Inner>,
+        session: Arc<Session>,
+        path: &KeyPath,
+        access: Access,
+        at: Option<Seq>,
+    ) -> Result<Key> {
         let seq = at.unwrap_or_else(|| inner.visible());
-        let (id, node) = {
-            let index = read_index(&inner.index);
-            let key = index
-                .key_by_path(path.folded(), seq)
-                .ok_or_else(|| Error::KeyNotFound {
-                    path: path.to_string(),
-                })?;
-            (key.id, key.node)
+        let (id, node, granted) = {
+            let state = read_state(&inner.state);
+            let not_found = || Error::KeyNotFound {
+                path: path.to_string(),
+            };
+            let located = locate(&state, path, seq, true)?.ok_or_else(not_found)?;
+            let key = state.index.key_at(located, seq).ok_or_else(not_found)?;
+            let attrs = state.index.attrs_at(located, seq);
+            let granted = check_access(&state, &session, attrs.sd, access, || path.to_string())?;
+            (key.id, located, granted)
         };
         Ok(Key {
             inner,
-            path: Arc::new(path),
+            session,
+            path: Arc::new(path.clone()),
             id,
             node,
             at,
+            granted,
         })
     }
 
@@ -74,13 +103,33 @@ impl Key {
         self.at
     }
 
+    /// The rights the handle was granted when it was opened.
+    pub fn granted(&self) -> Access {
+        self.granted
+    }
+
     fn seq(&self) -> Seq {
         self.at.unwrap_or_else(|| self.inner.visible())
     }
 
-    fn check(&self, index: &Index<Stored>, seq: Seq) -> Result<()> {
-        match index.key_at(self.node, seq) {
-            Some(key) if key.id == self.id => Ok(()),
+    /// Fails unless the handle holds `rights`.
+    fn needs(&self, rights: Access) -> Result<()> {
+        let missing = rights.map_generic().minus(self.granted);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::AccessDenied {
+            path: self.path.to_string(),
+            principal: self.session.principal().to_string(),
+            missing: missing.to_string(),
+        })
+    }
+
+    /// The state, once the handle's key is checked to still exist at `seq`.
+    fn state(&self, seq: Seq) -> Result<crossbeam_utils::sync::ShardedLockReadGuard<'_, State>> {
+        let state = read_state(&self.inner.state);
+        match state.index.key_at(self.node, seq) {
+            Some(key) if key.id == self.id => Ok(state),
             _ => Err(Error::KeyDeleted {
                 path: self.path.to_string(),
             }),
@@ -106,13 +155,23 @@ impl Key {
         T::from_reg_value(&self.get_raw_value(name)?, name)
     }
 
-    /// Value `name` with its type and bytes as stored.
+    /// The effective value `name` (the highest layer's) with its type and bytes as stored.
     pub fn get_raw_value(&self, name: &str) -> Result<Value> {
+        self.read_in(None, name)
+    }
+
+    /// Value `name` as layer `layer` holds it.
+    pub fn get_raw_value_in(&self, layer: &str, name: &str) -> Result<Value> {
+        self.read_in(Some(layer), name)
+    }
+
+    fn read_in(&self, layer: Option<&str>, name: &str) -> Result<Value> {
+        self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
         let stored = {
-            let index = read_index(&self.inner.index);
-            self.check(&index, seq)?;
-            value_at(&index, self.node, name, seq)?
+            let state = self.state(seq)?;
+            let sel = layer_sel(&state, layer, seq)?;
+            value_at(&state, self.node, name, sel, seq)?
         };
         let stored = stored.ok_or_else(|| Error::ValueNotFound {
             path: self.path.to_string(),
@@ -121,28 +180,79 @@ impl Key {
         read_value(&self.inner, stored)
     }
 
+    /// Every layer's version of value `name`, the effective one (highest precedence) first.
+    pub fn value_stack(&self, name: &str) -> Result<Vec<LayeredValue>> {
+        self.needs(Access::KEY_QUERY_VALUE)?;
+        check_value_name(name)?;
+        let seq = self.seq();
+        let folded = hivelog_index::fold::fold(name);
+        let found: Vec<(String, u16, Stored)> = {
+            let state = self.state(seq)?;
+            state
+                .index
+                .values_at(self.node, seq)
+                .iter()
+                .rev()
+                .filter(|value| value.name == folded)
+                .map(|value| {
+                    let layer = state.layers.name_at(value.layer, seq);
+                    (layer, value.layer, value.value)
+                })
+                .collect()
+        };
+        found
+            .into_iter()
+            .map(|(layer, precedence, stored)| {
+                Ok(LayeredValue {
+                    layer,
+                    precedence,
+                    value: read_value(&self.inner, stored)?,
+                })
+            })
+            .collect()
+    }
+
     /// Names of the subkeys, in case-insensitive order, as created.
     pub fn enum_keys(&self) -> Result<Vec<String>> {
+        self.needs(Access::KEY_ENUMERATE_SUB_KEYS)?;
         let seq = self.seq();
-        let index = read_index(&self.inner.index);
-        self.check(&index, seq)?;
-        Ok(index
+        let state = self.state(seq)?;
+        Ok(state
+            .index
             .children_at(self.node, seq)
             .map(|key| key.name.to_string())
             .collect())
     }
 
-    /// Every value, in case-insensitive name order, with its name as written.
+    /// Every effective value (for each name, the highest layer's), in case-insensitive name
+    /// order, with its name as written.
     pub fn enum_values(&self) -> Result<Vec<(String, Value)>> {
+        self.enum_values_of(LayerSel::Effective)
+    }
+
+    /// Every value layer `layer` holds, in case-insensitive name order.
+    pub fn enum_values_in(&self, layer: &str) -> Result<Vec<(String, Value)>> {
+        let sel = layer_sel(&read_state(&self.inner.state), Some(layer), self.seq())?;
+        self.enum_values_of(sel)
+    }
+
+    fn enum_values_of(&self, sel: LayerSel) -> Result<Vec<(String, Value)>> {
+        self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
         let stored: Vec<Stored> = {
-            let index = read_index(&self.inner.index);
-            self.check(&index, seq)?;
-            index
-                .values_at(self.node, seq)
+            let state = self.state(seq)?;
+            let values = state.index.values_at(self.node, seq);
+            // Sorted by name, then layer: the last of each name is the highest layer.
+            values
                 .iter()
-                .filter(|value| value.layer == BASE)
-                .map(|value| value.value)
+                .enumerate()
+                .filter(|(i, value)| match sel {
+                    LayerSel::Only(layer) => value.layer == layer,
+                    LayerSel::Effective => {
+                        values.get(i + 1).is_none_or(|next| next.name != value.name)
+                    }
+                })
+                .map(|(_, value)| value.value)
                 .collect()
         };
         stored
@@ -151,20 +261,67 @@ impl Key {
             .collect()
     }
 
-    /// Opens a key below this one (`relative` may hold several names: `a\b`).
+    /// The key's security descriptor (needs `READ_CONTROL`).
+    pub fn security(&self) -> Result<SecurityDescriptor> {
+        self.needs(Access::READ_CONTROL)?;
+        let seq = self.seq();
+        let state = self.state(seq)?;
+        let attrs = state.index.attrs_at(self.node, seq);
+        Ok(state.descriptors.get(attrs.sd).clone())
+    }
+
+    /// Changes the parts of the key's descriptor that `change` names: the owner (needs
+    /// `WRITE_OWNER`), the group and DACL (need `WRITE_DAC`).
+    pub fn set_security(&self, change: &Sddl) -> Result<Seq> {
+        self.writable()?;
+        self.needs(txn::rights_to_change(change))?;
+        self.commit(&[Intent::SetSecurity {
+            target: self.target(),
+            change: Arc::new(change.clone()),
+        }])
+    }
+
+    fn commit(&self, intents: &[Intent]) -> Result<Seq> {
+        txn::commit(&self.inner, &self.session, intents)
+    }
+
+    /// Opens a key below this one for reading (`relative` may hold several names: `a\b`).
     pub fn open_subkey(&self, relative: &str) -> Result<Key> {
+        self.open_subkey_with(relative, Access::KEY_READ)
+    }
+
+    /// Opens a key below this one asking for `access`.
+    pub fn open_subkey_with(&self, relative: &str, access: Access) -> Result<Key> {
         let path = self.path.join(relative)?;
-        {
-            let index = read_index(&self.inner.index);
-            self.check(&index, self.seq())?;
-        }
-        Key::open(self.inner.clone(), path, self.at)
+        self.state(self.seq())?;
+        Key::open(
+            self.inner.clone(),
+            self.session.clone(),
+            &path,
+            access,
+            self.at,
+        )
     }
 
     /// Creates a key below this one (and missing keys between); opens it if it exists.
     pub fn create_subkey(&self, relative: &str) -> Result<Key> {
-        let path = self.change_below(relative, Intent::CreateKey)?.1;
-        Key::open(self.inner.clone(), Arc::unwrap_or_clone(path), None)
+        self.create_subkey_with(relative, &CreateOptions::default())
+    }
+
+    /// Creates a key below this one as `options` say (volatile, a link, a descriptor).
+    pub fn create_subkey_with(&self, relative: &str, options: &CreateOptions) -> Result<Key> {
+        self.needs(Access::KEY_CREATE_SUB_KEY)?;
+        let options = Arc::new(options.checked()?);
+        let path = self
+            .change_below(relative, |path| Intent::CreateKey { path, options })?
+            .1;
+        Key::open(
+            self.inner.clone(),
+            self.session.clone(),
+            &path,
+            Access::MAXIMUM_ALLOWED,
+            None,
+        )
     }
 
     /// Commits `change` to the key at `relative` below this one, in the same transaction as a
@@ -176,45 +333,52 @@ impl Key {
     ) -> Result<(Seq, Arc<KeyPath>)> {
         self.writable()?;
         let path = Arc::new(self.path.join(relative)?);
-        let seq = txn::commit(
-            &self.inner,
-            &[Intent::Require(self.target()), change(path.clone())],
-        )?;
+        let seq = self.commit(&[Intent::Require(self.target()), change(path.clone())])?;
         Ok((seq, path))
     }
 
-    /// Sets value `name` (empty: the default value) from a Rust value.
+    /// Sets value `name` (empty: the default value) from a Rust value, in `base`.
     pub fn set_value<T: ToRegValue + ?Sized>(&self, name: &str, value: &T) -> Result<Seq> {
         self.set_raw_value(name, &value.to_reg_value())
     }
 
-    /// Sets value `name` to a type and bytes as given.
+    /// Sets value `name` to a type and bytes as given, in `base`.
     pub fn set_raw_value(&self, name: &str, value: &Value) -> Result<Seq> {
-        self.writable()?;
-        let intent = set_value_intent(&self.inner, self.target(), name, value.clone())?;
-        txn::commit(&self.inner, &[intent])
+        self.set_raw_value_in(crate::BASE_LAYER, name, value)
     }
 
-    /// Deletes value `name`; fails if it does not exist.
+    /// Sets value `name` in layer `layer`.
+    pub fn set_raw_value_in(&self, layer: &str, name: &str, value: &Value) -> Result<Seq> {
+        self.writable()?;
+        self.needs(Access::KEY_SET_VALUE)?;
+        let intent = set_value_intent(&self.inner, self.target(), layer, name, value.clone())?;
+        self.commit(&[intent])
+    }
+
+    /// Deletes value `name` from `base`; fails if it is not there.
     pub fn delete_value(&self, name: &str) -> Result<Seq> {
-        self.writable()?;
-        check_value_name(name)?;
-        txn::commit(
-            &self.inner,
-            &[Intent::DeleteValue {
-                target: self.target(),
-                name: name.to_string(),
-            }],
-        )
+        self.delete_value_in(crate::BASE_LAYER, name)
     }
 
-    /// Deletes a subkey that has no subkeys of its own.
+    /// Deletes value `name` from layer `layer` only: lower layers show through.
+    pub fn delete_value_in(&self, layer: &str, name: &str) -> Result<Seq> {
+        self.writable()?;
+        self.needs(Access::KEY_SET_VALUE)?;
+        check_value_name(name)?;
+        self.commit(&[Intent::DeleteValue {
+            target: self.target(),
+            layer: txn::layer_name(layer)?,
+            name: name.to_string(),
+        }])
+    }
+
+    /// Deletes a subkey that has no subkeys of its own (`DELETE` on it).
     pub fn delete_subkey(&self, relative: &str) -> Result<Seq> {
         let change = |path| Intent::DeleteKey(Target::Path(path));
         Ok(self.change_below(relative, change)?.0)
     }
 
-    /// Deletes a subkey and everything below it.
+    /// Deletes a subkey and everything below it (`DELETE` on every key removed).
     pub fn delete_subkey_all(&self, relative: &str) -> Result<Seq> {
         let change = |path| Intent::DeleteTree(Target::Path(path));
         Ok(self.change_below(relative, change)?.0)

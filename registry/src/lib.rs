@@ -20,18 +20,25 @@
 
 #![warn(missing_docs)]
 
+mod attrs;
+mod config;
+mod descriptors;
 mod error;
 mod history;
 mod key;
+mod layers;
+mod links;
 mod op;
 mod path;
 mod reader;
 mod replay;
+mod security;
 mod store;
 mod stored;
 mod txn;
 mod value;
 
+pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use history::{HistoryOp, HistoryTxn};
 pub use hivelog_index::KeyId;
@@ -41,13 +48,22 @@ pub use hivelog_log::{
     LogError, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
     SEGMENT_SIZE_MIN_BYTES, Seq, SyncPolicy, vfs,
 };
-pub use key::Key;
+pub use key::{Key, LayeredValue};
+pub use layers::{
+    BASE_LAYER, LAYER_NAME_MAX_BYTES, LAYERS_MAX, Layer, POLICY_LAYER, check_layer_name,
+};
+pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
+pub use security::{
+    ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,
+    PRINCIPALS_MAX, Privileges, SDDL_MAX_BYTES, SECURITY_DESCRIPTOR_MAX_BYTES, Sddl,
+    SecurityDescriptor, principals, sddl,
+};
 pub use store::{
     Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
     VALUE_SIZE_LIMIT_BYTES, VerifyReport,
 };
-pub use txn::Transaction;
+pub use txn::{CreateOptions, Transaction};
 pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};
 
 #[cfg(test)]

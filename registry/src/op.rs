@@ -7,7 +7,9 @@
 use hivelog_index::{KeyId, LayerId};
 use hivelog_log::codec::{Put, Reader, Short};
 
+use crate::layers::check_layer_name;
 use crate::path::{check_key_name, check_value_name};
+use crate::security::SecurityDescriptor;
 use crate::value::ValueType;
 
 /// The payload version this code writes; decoding refuses others.
@@ -19,6 +21,13 @@ const DELETE_TREE: u8 = 3;
 const CLEAR_SUBTREE: u8 = 4;
 const SET_VALUE: u8 = 5;
 const DELETE_VALUE: u8 = 6;
+const SET_SECURITY: u8 = 7;
+const SET_KEY_FLAGS: u8 = 8;
+const CREATE_LAYER: u8 = 9;
+const DROP_LAYER: u8 = 10;
+
+/// Key flags the journal records (volatile keys are never journaled, so neither is their flag).
+pub(crate) const JOURNALED_KEY_FLAGS: u8 = crate::attrs::KeyFlags::LINK.0;
 
 /// One change, as journaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,32 @@ pub enum Op<'a> {
         layer: LayerId,
         /// The value name.
         name: &'a str,
+    },
+    /// The security descriptor of key `id` replaced (its encoding, checked when decoded).
+    SetSecurity {
+        /// The key.
+        id: KeyId,
+        /// The descriptor, encoded as `SecurityDescriptor::encode` writes it.
+        descriptor: &'a [u8],
+    },
+    /// The flags of key `id` set (a link key is marked right after its creation).
+    SetKeyFlags {
+        /// The key.
+        id: KeyId,
+        /// The flags (only `JOURNALED_KEY_FLAGS`).
+        flags: u8,
+    },
+    /// Layer `id` (its precedence) created under `name`.
+    CreateLayer {
+        /// The layer's id, which is its precedence.
+        id: LayerId,
+        /// Its name.
+        name: &'a str,
+    },
+    /// Layer `id` dropped, with every value it held.
+    DropLayer {
+        /// The layer.
+        id: LayerId,
     },
 }
 
@@ -126,6 +161,27 @@ impl<'a> Op<'a> {
                 buf.put_u16(layer);
                 put_str(buf, name);
             }
+            Op::SetSecurity { id, descriptor } => {
+                header(buf, SET_SECURITY);
+                buf.put_u64(id);
+                let len = u32::try_from(descriptor.len()).expect("descriptors are size-limited");
+                buf.put_u32(len);
+                buf.put_bytes(descriptor);
+            }
+            Op::SetKeyFlags { id, flags } => {
+                header(buf, SET_KEY_FLAGS);
+                buf.put_u64(id);
+                buf.put_u8(flags);
+            }
+            Op::CreateLayer { id, name } => {
+                header(buf, CREATE_LAYER);
+                buf.put_u16(id);
+                put_str(buf, name);
+            }
+            Op::DropLayer { id } => {
+                header(buf, DROP_LAYER);
+                buf.put_u16(id);
+            }
         }
     }
 
@@ -176,6 +232,30 @@ impl<'a> Op<'a> {
                 check_value_name(name).map_err(|_| Short("invalid value name"))?;
                 Op::DeleteValue { key, layer, name }
             }
+            SET_SECURITY => {
+                let id = r.u64("key id")?;
+                let len = r.u32("descriptor length")? as usize;
+                let descriptor = r.bytes(len, "security descriptor")?;
+                decode_descriptor(descriptor)?;
+                Op::SetSecurity { id, descriptor }
+            }
+            SET_KEY_FLAGS => {
+                let id = r.u64("key id")?;
+                let flags = r.u8("key flags")?;
+                if flags & !JOURNALED_KEY_FLAGS != 0 {
+                    return Err(Short("unknown key flags"));
+                }
+                Op::SetKeyFlags { id, flags }
+            }
+            CREATE_LAYER => {
+                let id = r.u16("layer id")?;
+                let name = get_str(&mut r, "layer name")?;
+                check_layer_name(name).map_err(|_| Short("invalid layer name"))?;
+                Op::CreateLayer { id, name }
+            }
+            DROP_LAYER => Op::DropLayer {
+                id: r.u16("layer id")?,
+            },
             _ => return Err(Short("unknown op tag")),
         };
         r.finish("trailing bytes after op")?;
@@ -187,6 +267,21 @@ impl<'a> Op<'a> {
 /// version, key id, layer, type, name length, name and data length.
 pub(crate) fn set_value_data_at(name_len: usize) -> usize {
     1 + 1 + 8 + 2 + 4 + 2 + name_len + 4
+}
+
+/// Decodes a SetSecurity payload's descriptor, which must fill it exactly.
+pub(crate) fn decode_descriptor(bytes: &[u8]) -> Result<SecurityDescriptor, Short> {
+    let mut r = Reader::new(bytes);
+    let descriptor = SecurityDescriptor::decode(&mut r)?;
+    r.finish("trailing bytes after the security descriptor")?;
+    Ok(descriptor)
+}
+
+/// Encodes a descriptor for a SetSecurity payload.
+pub(crate) fn encode_descriptor(descriptor: &SecurityDescriptor) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(descriptor.encoded_len());
+    descriptor.encode(&mut buf);
+    buf
 }
 
 fn header(buf: &mut Vec<u8>, tag: u8) {
@@ -227,7 +322,26 @@ mod tests {
                 layer: 0,
                 name: "Größe",
             },
+            Op::SetSecurity {
+                id: 7,
+                descriptor: descriptor(),
+            },
+            Op::SetKeyFlags {
+                id: 7,
+                flags: JOURNALED_KEY_FLAGS,
+            },
+            Op::CreateLayer {
+                id: 100,
+                name: "role-web",
+            },
+            Op::DropLayer { id: 100 },
         ]
+    }
+
+    /// An encoded descriptor, made once for the tests' lifetime.
+    fn descriptor() -> &'static [u8] {
+        static ENCODED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        ENCODED.get_or_init(|| encode_descriptor(&crate::security::machine_default()))
     }
 
     #[test]

@@ -1,18 +1,20 @@
-//! Reads: find the value version in the index (under its read lock), then copy the data out
-//! of the journal's map (after releasing it). Reads never wait on journal I/O and never block
-//! other readers.
+//! Reads: find the key and its value version in the index (under its read lock), check the
+//! caller's access against the key's descriptor, then copy the data out of the journal's map
+//! (after releasing the lock). Reads never wait on journal I/O and never block other readers.
 
 use std::cell::RefCell;
 
-use hivelog_index::{Index, NodeId};
+use hivelog_index::{LayerSel, NodeId};
 use hivelog_log::Seq;
 
+use crate::attrs::SdId;
 use crate::error::{Error, Result};
+use crate::links::locate;
 use crate::op::Op;
 use crate::path::{KeyPath, fold_path, fold_value_name};
-use crate::store::{Inner, read_index};
+use crate::security::Access;
+use crate::store::{Inner, Session, State, read_state};
 use crate::stored::Stored;
-use crate::txn::BASE;
 use crate::value::{Value, ValueType};
 
 thread_local! {
@@ -21,49 +23,147 @@ thread_local! {
     static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
 }
 
-/// Where value `name` of the key at `path` is, as of `at`.
-pub(crate) fn stored_by_path(inner: &Inner, path: &str, name: &str, at: Seq) -> Result<Stored> {
+/// Checks that `session` may do `desired` to a key with descriptor `sd`; `path` names the key
+/// in the error (computed only on denial).
+#[inline]
+pub(crate) fn check_access(
+    state: &State,
+    session: &Session,
+    sd: SdId,
+    desired: Access,
+    path: impl FnOnce() -> String,
+) -> Result<Access> {
+    state
+        .descriptors
+        .check(sd, &session.identity, desired)
+        .map_err(|missing| Error::AccessDenied {
+            path: path(),
+            principal: session.principal().to_string(),
+            missing: missing.to_string(),
+        })
+}
+
+/// How a read picks among layers: the effective value, or one named layer as of `at`.
+pub(crate) fn layer_sel(state: &State, layer: Option<&str>, at: Seq) -> Result<LayerSel> {
+    match layer {
+        None => Ok(LayerSel::Effective),
+        Some(name) => Ok(LayerSel::Only(state.layers.require(name, at)?)),
+    }
+}
+
+/// Where value `name` of the key at `path` is, as of `at`, once the caller's
+/// KEY_QUERY_VALUE on the key is checked.
+fn stored_by_path(
+    inner: &Inner,
+    session: &Session,
+    path: &str,
+    name: &str,
+    layer: Option<&str>,
+    at: Seq,
+) -> Result<Stored> {
     let stored = SCRATCH.with(|scratch| {
         let (folded_path, folded_name) = &mut *scratch.borrow_mut();
         folded_path.clear();
         folded_name.clear();
-        fold_path(path, &inner.principal, folded_path)?;
+        fold_path(path, session.principal(), folded_path)?;
         fold_value_name(name, folded_name)?;
-        let index = read_index(&inner.index);
-        index
-            .value_by_path(folded_path, BASE, folded_name, at)
-            .ok_or_else(|| Error::KeyNotFound {
-                path: display(inner, path),
-            })
+        let state = read_state(&inner.state);
+        let sel = layer_sel(&state, layer, at)?;
+        let found = state
+            .index
+            .value_by_path(folded_path, folded_name, sel, at)
+            .filter(|point| !point.attrs.is_link());
+        match found {
+            Some(point) => {
+                check_access(
+                    &state,
+                    session,
+                    point.attrs.sd,
+                    Access::KEY_QUERY_VALUE,
+                    || display(session, path),
+                )?;
+                Ok(point.value)
+            }
+            None => through_links(&state, session, path, folded_name, sel, at),
+        }
     })?;
     stored.ok_or_else(|| Error::ValueNotFound {
-        path: display(inner, path),
+        path: display(session, path),
         name: name.to_string(),
     })
 }
 
-/// Value `name` of the key at `node` as of `at`, checking and folding the name in scratch
-/// space.
+/// The slow path of a point read: the path was not found as written, or ends at a link.
+fn through_links(
+    state: &State,
+    session: &Session,
+    path: &str,
+    folded_name: &str,
+    sel: LayerSel,
+    at: Seq,
+) -> Result<Option<Stored>> {
+    let key_path = KeyPath::parse(path, session.principal())?;
+    let located = locate(state, &key_path, at, true)?.ok_or_else(|| Error::KeyNotFound {
+        path: key_path.to_string(),
+    })?;
+    let attrs = state.index.attrs_at(located, at);
+    check_access(state, session, attrs.sd, Access::KEY_QUERY_VALUE, || {
+        key_path.to_string()
+    })?;
+    Ok(state.index.value_at(located, sel, folded_name, at))
+}
+
+/// The value `name` of the key at `path` as of `at` (in `layer` only, if one is named).
+pub(crate) fn get(
+    inner: &Inner,
+    session: &Session,
+    path: &str,
+    name: &str,
+    layer: Option<&str>,
+    at: Seq,
+) -> Result<Value> {
+    let stored = stored_by_path(inner, session, path, name, layer, at)?;
+    read_value(inner, stored)
+}
+
+/// Hands the type and bytes of the effective value `name` of the key at `path` to `visit`.
+pub(crate) fn with_value<R>(
+    inner: &Inner,
+    session: &Session,
+    path: &str,
+    name: &str,
+    at: Seq,
+    visit: impl FnOnce(ValueType, &[u8]) -> R,
+) -> Result<R> {
+    let stored = stored_by_path(inner, session, path, name, None, at)?;
+    visit_value(inner, stored, visit)
+}
+
+/// Value `name` of the key at `node` as `sel` picks it, as of `at`, checking and folding the
+/// name in scratch space.
 pub(crate) fn value_at(
-    index: &Index<Stored>,
+    state: &State,
     node: NodeId,
     name: &str,
+    sel: LayerSel,
     at: Seq,
 ) -> Result<Option<Stored>> {
     SCRATCH.with(|scratch| {
         let (_, folded_name) = &mut *scratch.borrow_mut();
         folded_name.clear();
         fold_value_name(name, folded_name)?;
-        Ok(index.value_at(node, BASE, folded_name, at))
+        Ok(state.index.value_at(node, sel, folded_name, at))
     })
 }
 
 /// A path as error messages show it (the slow path: only when a read fails).
-fn display(inner: &Inner, path: &str) -> String {
-    KeyPath::parse(path, &inner.principal).map_or_else(|_| path.to_string(), |key| key.to_string())
+fn display(session: &Session, path: &str) -> String {
+    KeyPath::parse(path, session.principal())
+        .map_or_else(|_| path.to_string(), |key| key.to_string())
 }
 
-/// The data of a stored value: inline if small, else from its journal record.
+/// The data of a stored value: inline if small, else from its journal record (or the
+/// volatile table).
 #[inline]
 pub(crate) fn read_value(inner: &Inner, stored: Stored) -> Result<Value> {
     visit_value(inner, stored, |ty, data| Value::new(ty, data.to_vec()))
@@ -78,6 +178,11 @@ pub(crate) fn visit_value<R>(
 ) -> Result<R> {
     if let Some(data) = stored.small_data() {
         return Ok(visit(stored.ty, data));
+    }
+    if let Some(slot) = stored.volatile_slot() {
+        let state = read_state(&inner.state);
+        let (_, value) = state.volatile.get(slot).ok_or_else(|| damaged(stored))?;
+        return Ok(visit(value.ty, &value.data));
     }
     inner
         .journal
@@ -97,8 +202,14 @@ fn damaged(stored: Stored) -> Error {
     }
 }
 
-/// The name (as written) and data of a stored value, from its journal record.
+/// The name (as written) and data of a stored value, from its journal record (or the volatile
+/// table).
 pub(crate) fn read_record(inner: &Inner, stored: Stored) -> Result<(String, Value)> {
+    if let Some(slot) = stored.volatile_slot() {
+        let state = read_state(&inner.state);
+        let (name, value) = state.volatile.get(slot).ok_or_else(|| damaged(stored))?;
+        return Ok((name.to_string(), value.clone()));
+    }
     inner
         .journal
         .with_op(stored.loc, |payload| match Op::decode(payload) {

@@ -1,13 +1,21 @@
 //! What the index keeps for a value version: where its record sits in the journal, and either
 //! the data itself (eight bytes or less: DWORDs, QWORDs, most registry values), so a point
 //! read of a small value never touches the journal, or where the data starts in the record,
-//! so a read of a larger one slices it out without decoding the record.
+//! so a read of a larger one slices it out without decoding the record. Values of volatile
+//! keys have no record: they live in [`VolatileValues`], and their `loc` names a slot there.
 
 use hivelog_log::Loc;
 
-use crate::value::ValueType;
+use crate::error::{Error, Result};
+use crate::value::{Value, ValueType};
 
 const SMALL_MAX_BYTES: usize = 8;
+
+/// The `segment` of a volatile value's `loc`: no journal segment has this number.
+const VOLATILE_SEGMENT: u32 = u32::MAX;
+
+/// Most volatile value versions one open of a store holds.
+pub(crate) const VOLATILE_VALUES_MAX: usize = 1 << 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Data {
@@ -18,34 +26,58 @@ enum Data {
     },
     /// `len` bytes at `at` in the record's payload.
     InRecord { at: u32, len: u32 },
+    /// In the volatile table, at the slot `loc.offset` names.
+    Volatile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stored {
-    /// The SetValue record (also the source of the value's name as written).
+    /// The SetValue record (also the source of the value's name as written), or for a
+    /// volatile value its slot in the volatile table.
     pub loc: Loc,
     pub ty: ValueType,
     data: Data,
 }
 
+fn small(data: &[u8]) -> Option<Data> {
+    (data.len() <= SMALL_MAX_BYTES).then(|| {
+        let mut bytes = [0u8; SMALL_MAX_BYTES];
+        bytes[..data.len()].copy_from_slice(data);
+        Data::Small {
+            len: data.len() as u8,
+            bytes,
+        }
+    })
+}
+
 impl Stored {
     /// A value whose record is at `loc`, with `data` starting at `data_at` in its payload.
     pub(crate) fn new(loc: Loc, ty: ValueType, data: &[u8], data_at: usize) -> Stored {
-        let data = if data.len() <= SMALL_MAX_BYTES {
-            let mut bytes = [0u8; SMALL_MAX_BYTES];
-            bytes[..data.len()].copy_from_slice(data);
-            Data::Small {
-                len: data.len() as u8,
-                bytes,
-            }
-        } else {
-            // Both fit: a record is shorter than a segment, and segments are below 4 GiB.
-            Data::InRecord {
-                at: data_at as u32,
-                len: data.len() as u32,
-            }
-        };
+        // Both fit: a record is shorter than a segment, and segments are below 4 GiB.
+        let data = small(data).unwrap_or(Data::InRecord {
+            at: data_at as u32,
+            len: data.len() as u32,
+        });
         Stored { loc, ty, data }
+    }
+
+    /// A volatile value kept in slot `slot` of the volatile table.
+    pub(crate) fn volatile(slot: u32, value: &Value) -> Stored {
+        Stored {
+            loc: Loc {
+                segment: VOLATILE_SEGMENT,
+                offset: slot,
+                len: 0,
+            },
+            ty: value.ty,
+            data: small(&value.data).unwrap_or(Data::Volatile),
+        }
+    }
+
+    /// The slot of a volatile value in the volatile table.
+    #[inline]
+    pub(crate) fn volatile_slot(&self) -> Option<u32> {
+        (self.loc.segment == VOLATILE_SEGMENT).then_some(self.loc.offset)
     }
 
     /// The data, if it is kept inline.
@@ -53,16 +85,16 @@ impl Stored {
     pub(crate) fn small_data(&self) -> Option<&[u8]> {
         match &self.data {
             Data::Small { len, bytes } => bytes.get(..usize::from(*len)),
-            Data::InRecord { .. } => None,
+            Data::InRecord { .. } | Data::Volatile => None,
         }
     }
 
-    /// The data within the record's payload (`None` for inline data, or a range that does not
-    /// fit the payload: damage).
+    /// The data within the record's payload (`None` for inline or volatile data, or a range
+    /// that does not fit the payload: damage).
     #[inline]
     pub(crate) fn data_in<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
         match self.data {
-            Data::Small { .. } => None,
+            Data::Small { .. } | Data::Volatile => None,
             Data::InRecord { at, len } => {
                 let start = at as usize;
                 payload.get(start..start.checked_add(len as usize)?)
@@ -71,17 +103,55 @@ impl Stored {
     }
 }
 
+/// Values of volatile keys: name as written and value, by slot. Append-only while the store
+/// is open, like the history the index keeps of them.
+#[derive(Debug, Default)]
+pub(crate) struct VolatileValues {
+    slots: Vec<(Box<str>, Value)>,
+}
+
+impl VolatileValues {
+    /// Keeps `value` named `name`; returns its slot.
+    pub(crate) fn push(&mut self, name: &str, value: Value) -> Result<u32> {
+        if self.slots.len() >= VOLATILE_VALUES_MAX {
+            return Err(Error::TooMany {
+                what: "volatile value versions",
+                max: VOLATILE_VALUES_MAX,
+            });
+        }
+        let slot = self.slots.len() as u32;
+        self.slots.push((name.into(), value));
+        Ok(slot)
+    }
+
+    /// The name and value in `slot`.
+    pub(crate) fn get(&self, slot: u32) -> Option<(&str, &Value)> {
+        self.slots
+            .get(slot as usize)
+            .map(|(name, value)| (&**name, value))
+    }
+
+    /// Whether no volatile value was ever written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn small_data_is_inline_and_large_is_sliced_from_the_record() {
-        let loc = Loc {
+    fn loc() -> Loc {
+        Loc {
             segment: 1,
             offset: 64,
             len: 40,
-        };
+        }
+    }
+
+    #[test]
+    fn small_data_is_inline_and_large_is_sliced_from_the_record() {
+        let loc = loc();
         for len in 0..=8 {
             let data: Vec<u8> = (0..len as u8).collect();
             let stored = Stored::new(loc, ValueType::BINARY, &data, 0);
@@ -97,5 +167,29 @@ mod tests {
             "a range past the payload is damage"
         );
         assert!(std::mem::size_of::<Stored>() <= 28);
+    }
+
+    #[test]
+    fn volatile_values_name_their_slot() {
+        let mut table = VolatileValues::default();
+        let big = Value::binary(vec![7; 40]);
+        let slot = table.push("Big", big.clone()).unwrap();
+        let stored = Stored::volatile(slot, &big);
+        assert_eq!(stored.volatile_slot(), Some(slot));
+        assert_eq!(stored.small_data(), None);
+        assert_eq!(stored.data_in(&[0; 64]), None);
+        assert_eq!(table.get(slot), Some(("Big", &big)));
+        let dword = Value::dword(5);
+        let stored = Stored::volatile(table.push("D", dword.clone()).unwrap(), &dword);
+        assert_eq!(
+            stored.small_data(),
+            Some(&dword.data[..]),
+            "small data stays inline"
+        );
+        assert!(
+            Stored::new(loc(), ValueType::DWORD, &[1], 0)
+                .volatile_slot()
+                .is_none()
+        );
     }
 }

@@ -4,8 +4,8 @@
 use tempfile::TempDir;
 
 use crate::{
-    Error, HistoryOp, KEY_NAME_MAX_CHARS, Options, Store, SyncPolicy, VALUE_NAME_MAX_CHARS, Value,
-    ValueType,
+    Access, Error, HistoryOp, KEY_NAME_MAX_CHARS, Options, Store, SyncPolicy, VALUE_NAME_MAX_CHARS,
+    Value, ValueType,
 };
 
 fn small_options() -> Options {
@@ -192,7 +192,9 @@ fn deletes_follow_reg_semantics() {
         store.delete_tree(r"HKLM\Nope"),
         Err(Error::KeyNotFound { .. })
     ));
-    let key = store.open_key(r"HKLM\Software").unwrap();
+    let key = store
+        .open_key_with(r"HKLM\Software", Access::KEY_ALL_ACCESS)
+        .unwrap();
     assert!(matches!(
         key.delete_value("nope"),
         Err(Error::ValueNotFound { .. })
@@ -397,7 +399,7 @@ fn history_names_keys_by_their_paths_at_the_time() {
     let first = store.create_key(r"HKLM\Software\Log").unwrap().id();
     assert!(first > 0);
     let set = store
-        .open_key(r"HKLM\Software\Log")
+        .open_key_with(r"HKLM\Software\Log", Access::KEY_ALL_ACCESS)
         .unwrap()
         .set_value("Level", &3u32)
         .unwrap();
@@ -415,7 +417,7 @@ fn history_names_keys_by_their_paths_at_the_time() {
         seen[0].ops,
         [HistoryOp::SetValue {
             path: r"Machine\Software\Log".into(),
-            layer: 0,
+            layer: "base".into(),
             name: "Level".into(),
             value: Value::dword(3),
         }]
@@ -477,7 +479,9 @@ fn concurrent_writers_and_readers() {
         for t in 0..4u32 {
             let store = store.clone();
             scope.spawn(move || {
-                let key = store.open_key(r"HKLM\Software\C").unwrap();
+                let key = store
+                    .open_key_with(r"HKLM\Software\C", Access::KEY_ALL_ACCESS)
+                    .unwrap();
                 for i in 0..50u32 {
                     let seq = key.set_value(&format!("t{t}"), &i).unwrap();
                     assert!(store.seq() >= seq, "a returned commit is visible");

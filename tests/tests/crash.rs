@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hivelog::sim::SimVfs;
 use hivelog::vfs::Vfs;
-use hivelog::{Error, LogError, Options, Seq, Store, SyncPolicy, Value};
+use hivelog::{Access, Error, LogError, Options, Seq, Store, SyncPolicy, Value};
 use hivelog_tests::{FrameKind, crash, frames, segment_files, txn_range};
 use tempfile::TempDir;
 
@@ -567,7 +567,7 @@ fn check_killed_rollover(rollover: &Rollover, content: Option<Vec<u8>>, what: &s
         );
     }
     let next = store
-        .open_key(r"HKLM\Software\Roll")
+        .open_key_with(r"HKLM\Software\Roll", Access::KEY_ALL_ACCESS)
         .unwrap()
         .set_value("After", &1u32)
         .unwrap();

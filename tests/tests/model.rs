@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hivelog::sim::SimVfs;
-use hivelog::{Error, Options, Seq, Store, SyncPolicy, Value, ValueType};
+use hivelog::{Access, Error, Options, Seq, Store, SyncPolicy, Value, ValueType};
 use hivelog_index::fold::{cmp_utf16, fold};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -347,7 +347,7 @@ fn run_one(store: &Store, op: &Op) -> Result<(), Error> {
     match op {
         Op::CreateKey { key, via_handle } => {
             if *via_handle {
-                let root = store.open_key(key.root)?;
+                let root = store.open_key_with(key.root, Access::KEY_ALL_ACCESS)?;
                 root.create_subkey(&key.relative()).map(drop)
             } else {
                 store.create_key(&key.text()).map(drop)
@@ -355,7 +355,9 @@ fn run_one(store: &Store, op: &Op) -> Result<(), Error> {
         }
         Op::DeleteKey { key, via_handle } => {
             if *via_handle && !key.names.is_empty() {
-                store.open_key(key.root)?.delete_subkey(&key.relative())?;
+                store
+                    .open_key_with(key.root, Access::KEY_ALL_ACCESS)?
+                    .delete_subkey(&key.relative())?;
             } else {
                 store.delete_key(&key.text())?;
             }
@@ -364,7 +366,7 @@ fn run_one(store: &Store, op: &Op) -> Result<(), Error> {
         Op::DeleteTree { key, via_handle } => {
             if *via_handle && !key.names.is_empty() {
                 store
-                    .open_key(key.root)?
+                    .open_key_with(key.root, Access::KEY_ALL_ACCESS)?
                     .delete_subkey_all(&key.relative())?;
             } else {
                 store.delete_tree(&key.text())?;
@@ -377,14 +379,17 @@ fn run_one(store: &Store, op: &Op) -> Result<(), Error> {
             value,
             via_handle: true,
         } => store
-            .open_key(&key.text())?
+            .open_key_with(&key.text(), Access::KEY_ALL_ACCESS)?
             .set_raw_value(name, value)
             .map(drop),
         Op::DeleteValue {
             key,
             name,
             via_handle: true,
-        } => store.open_key(&key.text())?.delete_value(name).map(drop),
+        } => store
+            .open_key_with(&key.text(), Access::KEY_ALL_ACCESS)?
+            .delete_value(name)
+            .map(drop),
         Op::SetValue { .. } | Op::DeleteValue { .. } => {
             run_transaction(store, std::slice::from_ref(op)).map(drop)
         }

@@ -1,15 +1,16 @@
 //! The commands other than `bench`.
 
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use hivelog::{HistoryOp, HistoryTxn, Key, Store, Value, ValueType};
+use hivelog::{CreateOptions, HistoryOp, HistoryTxn, Key, Store, Value, ValueType};
 use serde_json::json;
 
 use crate::format::{display_name, json_value, parse_data, reg_data, type_name};
-use crate::store_dir::{Failure, check_path, fail, open_existing_write, open_read, open_write};
-use crate::{AddArgs, DeleteArgs, LogArgs, QueryArgs};
+use crate::store_dir::{
+    Ctx, Failure, check_path, fail, open_existing_write, open_read, open_write,
+};
+use crate::{AddArgs, DeleteArgs, LayersCommand, LogArgs, QueryArgs};
 
 type Out = BufWriter<io::StdoutLock<'static>>;
 
@@ -17,17 +18,17 @@ fn stdout() -> Out {
     BufWriter::new(io::stdout().lock())
 }
 
-pub(crate) fn init(dir: &Path) -> Result<(), Failure> {
-    let store = open_write(dir)?;
+pub(crate) fn init(ctx: &Ctx) -> Result<(), Failure> {
+    let store = open_write(ctx)?;
     println!(
         "store at {} (sequence number {})",
-        dir.display(),
+        ctx.dir.display(),
         store.seq()
     );
     Ok(store.close()?)
 }
 
-pub(crate) fn add(dir: &Path, args: &AddArgs) -> Result<(), Failure> {
+pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> Result<(), Failure> {
     let ty = match &args.ty {
         Some(text) => ValueType::parse(text).ok_or_else(|| {
             fail(format!(
@@ -40,31 +41,39 @@ pub(crate) fn add(dir: &Path, args: &AddArgs) -> Result<(), Failure> {
     let sets_value = args.value.is_some() || args.ve || args.ty.is_some() || args.data.is_some();
     // Validate everything before the store is opened (or created).
     let value = parse_data(ty, args.data.as_deref(), &args.separator)?;
-    check_path(&args.key)?;
-    let store = open_write(dir)?;
+    check_path(ctx, &args.key)?;
+    hivelog::check_layer_name(&args.layer)?;
+    let options = CreateOptions {
+        volatile: args.volatile,
+        link: args.link.clone(),
+        security: None,
+    };
+    let store = open_write(ctx)?;
     let mut tx = store.transaction();
-    tx.create_key(&args.key)?;
+    tx.create_key_with(&args.key, &options)?;
     if sets_value {
         let name = args.value.as_deref().unwrap_or("");
-        tx.set_value(&args.key, name, &value)?;
+        tx.set_value_in(&args.layer, &args.key, name, &value)?;
     }
     tx.commit()?;
     Ok(store.close()?)
 }
 
-pub(crate) fn delete(dir: &Path, args: &DeleteArgs) -> Result<(), Failure> {
-    check_path(&args.key)?;
-    let store = open_existing_write(dir)?;
+pub(crate) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<(), Failure> {
+    check_path(ctx, &args.key)?;
+    hivelog::check_layer_name(&args.layer)?;
+    let store = open_existing_write(ctx)?;
     let mut tx = store.transaction();
+    let layer = &args.layer;
     if let Some(name) = &args.value {
-        tx.delete_value(&args.key, name)?;
+        tx.delete_value_in(layer, &args.key, name)?;
     } else if args.ve {
-        tx.delete_value(&args.key, "")?;
+        tx.delete_value_in(layer, &args.key, "")?;
     } else if args.va {
         // Opening the key first makes a missing key an error even when it would have no
         // values to delete.
-        for (name, _) in store.open_key(&args.key)?.enum_values()? {
-            tx.delete_value(&args.key, &name)?;
+        for (name, _) in store.open_key(&args.key)?.enum_values_in(layer)? {
+            tx.delete_value_in(layer, &args.key, &name)?;
         }
     } else {
         tx.delete_tree(&args.key)?;
@@ -73,39 +82,118 @@ pub(crate) fn delete(dir: &Path, args: &DeleteArgs) -> Result<(), Failure> {
     Ok(store.close()?)
 }
 
-pub(crate) fn seq(dir: &Path) -> Result<(), Failure> {
-    println!("{}", open_read(dir)?.seq());
+pub(crate) fn seq(ctx: &Ctx) -> Result<(), Failure> {
+    println!("{}", open_read(ctx)?.seq());
     Ok(())
 }
 
-pub(crate) fn query(dir: &Path, args: &QueryArgs) -> Result<(), Failure> {
-    let store = open_read(dir)?;
+pub(crate) fn layers(ctx: &Ctx, command: Option<&LayersCommand>) -> Result<(), Failure> {
+    let Some(command) = command else {
+        let store = open_read(ctx)?;
+        println!("{:>10}  name", "precedence");
+        for layer in store.layers() {
+            println!("{:>10}  {}", layer.precedence, layer.name);
+        }
+        return Ok(());
+    };
+    let store = open_existing_write(ctx)?;
+    match command {
+        LayersCommand::Create { name, precedence } => store.create_layer(name, *precedence)?,
+        LayersCommand::Drop { name } => store.drop_layer(name)?,
+    };
+    Ok(store.close()?)
+}
+
+pub(crate) fn query(ctx: &Ctx, args: &QueryArgs) -> Result<(), Failure> {
+    let store = open_read(ctx)?;
     let view = match args.at_seq {
         Some(seq) => store.snapshot_at(seq)?,
         None => store.snapshot(),
     };
     let key = view.open_key(&args.key)?;
     let only = args.value.as_deref().or(args.ve.then_some(""));
+    let layer = args.layer.as_deref();
     let mut out = stdout();
-    if args.json {
-        query_json(&key, only, args.recurse, view.seq(), &mut out)?;
+    if args.stack {
+        print_stack(&key, only, args.recurse, &mut out)?;
+    } else if args.json {
+        query_json(&key, only, layer, args.recurse, view.seq(), &mut out)?;
     } else {
         match (only, args.recurse) {
             (Some(name), false) => {
-                let value = key.get_raw_value(name)?;
+                let value = read(&key, layer, name)?;
                 writeln!(out, "\n{}", key.path().windows())?;
                 print_value(&mut out, name, &value)?;
                 writeln!(out)?;
             }
             (Some(name), true) => {
                 let mut found = 0;
-                search(&key, name, &mut found, &mut out)?;
+                search(&key, layer, name, &mut found, &mut out)?;
                 writeln!(out, "End of search: {found} match(es) found.")?;
             }
-            (None, recurse) => print_key(&key, recurse, &mut out)?,
+            (None, recurse) => print_key(&key, layer, recurse, &mut out)?,
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// The effective value `name`, or layer `layer`'s.
+fn read(key: &Key, layer: Option<&str>, name: &str) -> hivelog::Result<Value> {
+    match layer {
+        Some(layer) => key.get_raw_value_in(layer, name),
+        None => key.get_raw_value(name),
+    }
+}
+
+/// Every effective value, or every value layer `layer` holds.
+fn values(key: &Key, layer: Option<&str>) -> hivelog::Result<Vec<(String, Value)>> {
+    match layer {
+        Some(layer) => key.enum_values_in(layer),
+        None => key.enum_values(),
+    }
+}
+
+/// `query --stack`: for each value (or the one named), every layer's version, the
+/// effective one first.
+fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
+    writeln!(out, "\n{}", key.path().windows())?;
+    let names: Vec<String> = match only {
+        Some(name) => vec![name.to_string()],
+        None => key
+            .enum_values()?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+    };
+    for name in names {
+        let stack = key.value_stack(&name)?;
+        if stack.is_empty() && only.is_some() && !recurse {
+            return Err(hivelog::Error::ValueNotFound {
+                path: key.path().to_string(),
+                name,
+            }
+            .into());
+        }
+        if !stack.is_empty() {
+            writeln!(out, "    {}", display_name(&name))?;
+        }
+        for (i, layered) in stack.iter().enumerate() {
+            let role = if i == 0 { "effective" } else { "shadowed" };
+            writeln!(
+                out,
+                "        {}    {}    {}    ({role})",
+                layered.layer,
+                type_name(layered.value.ty),
+                reg_data(&layered.value)
+            )?;
+        }
+    }
+    if recurse {
+        for sub in key.enum_keys()? {
+            print_stack(&key.open_subkey(&sub)?, only, true, out)?;
+        }
+    }
     Ok(())
 }
 
@@ -120,15 +208,15 @@ fn print_value(out: &mut Out, name: &str, value: &Value) -> io::Result<()> {
 }
 
 /// `reg query KEY` and `reg query KEY /s`.
-fn print_key(key: &Key, recurse: bool, out: &mut Out) -> Result<(), Failure> {
+fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
     writeln!(out, "\n{}", key.path().windows())?;
-    for (name, value) in key.enum_values()? {
+    for (name, value) in values(key, layer)? {
         print_value(out, &name, &value)?;
     }
     let subkeys = key.enum_keys()?;
     if recurse {
         for name in subkeys {
-            print_key(&key.open_subkey(&name)?, true, out)?;
+            print_key(&key.open_subkey(&name)?, layer, true, out)?;
         }
     } else {
         if !subkeys.is_empty() {
@@ -142,8 +230,14 @@ fn print_key(key: &Key, recurse: bool, out: &mut Out) -> Result<(), Failure> {
 }
 
 /// `reg query KEY /v NAME /s`: every key of the subtree that has the value.
-fn search(key: &Key, name: &str, found: &mut u64, out: &mut Out) -> Result<(), Failure> {
-    match key.get_raw_value(name) {
+fn search(
+    key: &Key,
+    layer: Option<&str>,
+    name: &str,
+    found: &mut u64,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    match read(key, layer, name) {
         Ok(value) => {
             *found += 1;
             writeln!(out, "\n{}", key.path().windows())?;
@@ -153,7 +247,7 @@ fn search(key: &Key, name: &str, found: &mut u64, out: &mut Out) -> Result<(), F
         Err(error) => return Err(error.into()),
     }
     for sub in key.enum_keys()? {
-        search(&key.open_subkey(&sub)?, name, found, out)?;
+        search(&key.open_subkey(&sub)?, layer, name, found, out)?;
     }
     Ok(())
 }
@@ -161,12 +255,13 @@ fn search(key: &Key, name: &str, found: &mut u64, out: &mut Out) -> Result<(), F
 fn query_json(
     key: &Key,
     only: Option<&str>,
+    layer: Option<&str>,
     recurse: bool,
     seq: u64,
     out: &mut Out,
 ) -> Result<(), Failure> {
     let mut keys = Vec::new();
-    collect_json(key, only, recurse, &mut keys)?;
+    collect_json(key, only, layer, recurse, &mut keys)?;
     let document = json!({ "seq": seq, "keys": keys });
     serde_json::to_writer_pretty(&mut *out, &document).map_err(|e| fail(e.to_string()))?;
     writeln!(out)?;
@@ -176,17 +271,17 @@ fn query_json(
 fn collect_json(
     key: &Key,
     only: Option<&str>,
+    layer: Option<&str>,
     recurse: bool,
     keys: &mut Vec<serde_json::Value>,
 ) -> Result<(), Failure> {
     let values: Vec<serde_json::Value> = match only {
-        Some(name) => match key.get_raw_value(name) {
+        Some(name) => match read(key, layer, name) {
             Ok(value) => vec![json_value(name, &value)],
             Err(hivelog::Error::ValueNotFound { .. }) if recurse => Vec::new(),
             Err(error) => return Err(error.into()),
         },
-        None => key
-            .enum_values()?
+        None => values(key, layer)?
             .iter()
             .map(|(name, value)| json_value(name, value))
             .collect(),
@@ -201,14 +296,14 @@ fn collect_json(
     }
     if recurse {
         for name in subkeys {
-            collect_json(&key.open_subkey(&name)?, only, true, keys)?;
+            collect_json(&key.open_subkey(&name)?, only, layer, true, keys)?;
         }
     }
     Ok(())
 }
 
-pub(crate) fn log(dir: &Path, args: &LogArgs) -> Result<(), Failure> {
-    let store = open_read(dir)?;
+pub(crate) fn log(ctx: &Ctx, args: &LogArgs) -> Result<(), Failure> {
+    let store = open_read(ctx)?;
     let to = args.to.unwrap_or(u64::MAX);
     let mut out = stdout();
     store.history::<Failure>(args.from, to, &mut |txn| {
@@ -255,6 +350,14 @@ fn print_txn(out: &mut Out, txn: &HistoryTxn) -> io::Result<()> {
             HistoryOp::DeleteValue { path, name, .. } => {
                 writeln!(out, "  delete value  {path}    {}", display_name(name))?
             }
+            HistoryOp::SetSecurity { path, sddl } => {
+                writeln!(out, "  set security  {path}    {sddl}")?
+            }
+            HistoryOp::MarkLink { path } => writeln!(out, "  mark link     {path}")?,
+            HistoryOp::CreateLayer { name, precedence } => {
+                writeln!(out, "  create layer  {name}    precedence {precedence}")?
+            }
+            HistoryOp::DropLayer { name } => writeln!(out, "  drop layer    {name}")?,
         }
     }
     Ok(())
@@ -278,6 +381,14 @@ fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
             HistoryOp::DeleteValue { path, layer, name } => {
                 json!({ "op": "delete_value", "path": path, "layer": layer, "name": name })
             }
+            HistoryOp::SetSecurity { path, sddl } => {
+                json!({ "op": "set_security", "path": path, "sddl": sddl })
+            }
+            HistoryOp::MarkLink { path } => json!({ "op": "mark_link", "path": path }),
+            HistoryOp::CreateLayer { name, precedence } => {
+                json!({ "op": "create_layer", "name": name, "precedence": precedence })
+            }
+            HistoryOp::DropLayer { name } => json!({ "op": "drop_layer", "name": name }),
         })
         .collect();
     json!({
@@ -289,10 +400,10 @@ fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
     })
 }
 
-pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
+pub(crate) fn verify(ctx: &Ctx) -> Result<(), Failure> {
     // Opening verifies every record; verify() reads everything again and replays it into a
     // fresh index to compare with the one the open built.
-    let store = open_read(dir)?;
+    let store = open_read(ctx)?;
     let report = store.verify()?;
     if let Some(torn) = &store.recovery_report().torn_tail {
         println!("note: {torn}; it was never acknowledged and is cut at the next write");
@@ -309,8 +420,8 @@ pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(crate) fn stats(dir: &Path, json: bool) -> Result<(), Failure> {
-    let store = open_read(dir)?;
+pub(crate) fn stats(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let store = open_read(ctx)?;
     print_stats(&store, json)
 }
 

@@ -2,11 +2,13 @@
 //!
 //! Exit status: 0 on success, 1 on an error (one line on stderr), 2 on a usage error.
 
+mod access;
 mod bench;
 mod commands;
 mod format;
 mod store_dir;
 
+use store_dir::Ctx;
 pub(crate) use store_dir::Failure;
 
 // The binary's choice, not the library's: the store allocates many small, long-lived objects
@@ -26,6 +28,10 @@ struct Cli {
     /// The store directory [default: $HIVELOG_STORE, else the user's data directory]
     #[arg(long, global = true, value_name = "DIR")]
     store: Option<PathBuf>,
+
+    /// Act as principal P (a SID or a name); needs SeImpersonatePrivilege
+    #[arg(long = "as", global = true, value_name = "P")]
+    as_principal: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -53,8 +59,58 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print or set a key's security descriptor, as SDDL.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
+    /// Make principal P the owner of a key.
+    Owner {
+        /// The key
+        key: String,
+        /// The new owner (a SID such as S-1-5-18, an alias such as BA, or a name)
+        principal: String,
+    },
+    /// List the layers, or create or drop one.
+    Layers {
+        #[command(subcommand)]
+        command: Option<LayersCommand>,
+    },
     /// Run the benchmark workloads (W1–W5 of WORKLOADS.md) on a scratch store.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AclCommand {
+    /// Print the key's descriptor as SDDL (needs READ_CONTROL).
+    Get {
+        /// The key
+        key: String,
+    },
+    /// Set the parts of the key's descriptor the SDDL names (O: owner, G: group, D: DACL).
+    Set {
+        /// The key
+        key: String,
+        /// e.g. "O:BAD:P(A;CI;KA;;;SY)(A;CI;KR;;;BU)"
+        sddl: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LayersCommand {
+    /// Create a layer (needs full control of Machine).
+    Create {
+        /// The layer's name
+        name: String,
+        /// Its precedence: 1 to 65534 (base is 0, policy 65535); higher wins
+        #[arg(long, value_name = "N")]
+        precedence: u16,
+    },
+    /// Drop a layer and every value it holds, in one transaction.
+    Drop {
+        /// The layer's name
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -78,6 +134,15 @@ pub(crate) struct AddArgs {
     /// The separator between REG_MULTI_SZ items in DATA
     #[arg(short = 's', value_name = "SEPARATOR", default_value = "\\0")]
     pub separator: String,
+    /// The layer the value is written to
+    #[arg(long, value_name = "L", default_value = "base")]
+    pub layer: String,
+    /// Create the key (and missing parents) in memory only: gone at the next open
+    #[arg(long)]
+    pub volatile: bool,
+    /// Create the key as a link whose opens redirect to TARGET
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["value", "ve", "ty", "data"])]
+    pub link: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,6 +161,12 @@ pub(crate) struct QueryArgs {
     /// Read the store as it was right after this sequence number
     #[arg(long, value_name = "N")]
     pub at_seq: Option<u64>,
+    /// Show only what this layer holds
+    #[arg(long, value_name = "L", conflicts_with = "stack")]
+    pub layer: Option<String>,
+    /// Show every layer's version of each value, the effective one first
+    #[arg(long)]
+    pub stack: bool,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -114,6 +185,9 @@ pub(crate) struct DeleteArgs {
     /// Delete every value of the key (the key and subkeys stay)
     #[arg(long)]
     pub va: bool,
+    /// Delete values from this layer only (lower layers show through)
+    #[arg(long, value_name = "L", default_value = "base")]
+    pub layer: String,
 }
 
 #[derive(Args)]
@@ -131,16 +205,25 @@ pub(crate) struct LogArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = store_dir::resolve(cli.store).and_then(|dir| match cli.command {
-        Command::Init => commands::init(&dir),
-        Command::Add(args) => commands::add(&dir, &args),
-        Command::Query(args) => commands::query(&dir, &args),
-        Command::Delete(args) => commands::delete(&dir, &args),
-        Command::Seq => commands::seq(&dir),
-        Command::Log(args) => commands::log(&dir, &args),
-        Command::Verify => commands::verify(&dir),
-        Command::Stats { json } => commands::stats(&dir, json),
-        Command::Bench(args) => bench::run(&dir, &args),
+    let result = store_dir::resolve(cli.store).and_then(|dir| {
+        let ctx = Ctx {
+            dir,
+            as_principal: cli.as_principal,
+        };
+        match cli.command {
+            Command::Init => commands::init(&ctx),
+            Command::Add(args) => commands::add(&ctx, &args),
+            Command::Query(args) => commands::query(&ctx, &args),
+            Command::Delete(args) => commands::delete(&ctx, &args),
+            Command::Seq => commands::seq(&ctx),
+            Command::Log(args) => commands::log(&ctx, &args),
+            Command::Verify => commands::verify(&ctx),
+            Command::Stats { json } => commands::stats(&ctx, json),
+            Command::Acl { command } => access::acl(&ctx, &command),
+            Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),
+            Command::Layers { command } => commands::layers(&ctx, command.as_ref()),
+            Command::Bench(args) => bench::run(&ctx.dir, &args),
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

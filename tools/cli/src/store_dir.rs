@@ -1,8 +1,10 @@
 //! Where the store is, who the caller is, and opening the store for reading or writing.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use hivelog::{Options, SYSTEM_PRINCIPAL, Store};
+use hivelog::principals::ADMINISTRATORS;
+use hivelog::{Options, Privileges, SYSTEM_PRINCIPAL, Store};
 
 /// A command failed; the message is printed as one line.
 #[derive(Debug)]
@@ -38,29 +40,70 @@ pub(crate) fn resolve(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
         .ok_or_else(|| fail("no store directory: pass --store DIR or set HIVELOG_STORE"))
 }
 
-/// The principal commits are attributed to: the OS user; root is the system principal.
-pub(crate) fn principal() -> String {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if uid == 0 {
+/// Where the store is and who runs the command: `--store` and `--as`.
+pub(crate) struct Ctx {
+    pub dir: PathBuf,
+    /// `--as P`: act as principal P (needs SeImpersonatePrivilege).
+    pub as_principal: Option<String>,
+}
+
+impl Ctx {
+    /// The principal the command acts as: `--as P`, else the OS user.
+    pub(crate) fn principal(&self) -> String {
+        self.as_principal.clone().unwrap_or_else(os_principal)
+    }
+}
+
+/// The OS user running the command; root is the system principal.
+fn os_principal() -> String {
+    if euid() == 0 {
         return SYSTEM_PRINCIPAL.to_string();
     }
     std::env::var("USER")
         .ok()
-        .filter(|name| !name.is_empty() && !name.contains('\\'))
-        .unwrap_or_else(|| format!("uid-{uid}"))
+        .filter(|name| hivelog::principals::check_principal(name).is_ok())
+        .unwrap_or_else(|| format!("uid-{}", euid()))
 }
 
-fn options() -> Options {
-    Options {
-        principal: principal(),
-        ..Options::default()
-    }
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the OS user owns the store's directory: whoever owns the files can do anything to
+/// the store anyway, so the CLI counts them among its Administrators.
+fn owns_store(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|meta| meta.uid() == euid())
+}
+
+/// The store as the command's caller sees it: the OS user with the groups and privileges the
+/// store's configuration gives them (and Administrators if they own the store's files), or,
+/// with `--as P`, P, if the OS user holds SeImpersonatePrivilege.
+fn as_caller(store: Store, ctx: &Ctx) -> Result<Store, Failure> {
+    let os = os_principal();
+    let extra: &[&str] = if owns_store(&ctx.dir) {
+        &[ADMINISTRATORS]
+    } else {
+        &[]
+    };
+    let real = store.caller_for(&os, extra)?;
+    let caller = match &ctx.as_principal {
+        None => real,
+        Some(principal) => {
+            if !real.privileges.contains(Privileges::IMPERSONATE) {
+                return Err(fail(format!(
+                    "--as {principal} needs SeImpersonatePrivilege, which {os} does not hold"
+                )));
+            }
+            store.caller_for(principal, &[])?
+        }
+    };
+    Ok(store.session(caller)?)
 }
 
 /// Opens (creating if need be) the store for writing.
-pub(crate) fn open_write(dir: &Path) -> Result<Store, Failure> {
-    Ok(Store::open(dir, options())?)
+pub(crate) fn open_write(ctx: &Ctx) -> Result<Store, Failure> {
+    as_caller(Store::open(&ctx.dir, Options::default())?, ctx)
 }
 
 /// Fails unless a store exists in `dir`.
@@ -76,25 +119,23 @@ fn require_store(dir: &Path) -> Result<(), Failure> {
 
 /// Opens an existing store for writing (for changes that make no sense on an empty store,
 /// such as deletes); a missing store is an error, never created.
-pub(crate) fn open_existing_write(dir: &Path) -> Result<Store, Failure> {
-    require_store(dir)?;
-    open_write(dir)
+pub(crate) fn open_existing_write(ctx: &Ctx) -> Result<Store, Failure> {
+    require_store(&ctx.dir)?;
+    open_write(ctx)
 }
 
 /// Checks a key path as the store will, before anything is opened or created.
-pub(crate) fn check_path(path: &str) -> Result<(), Failure> {
-    hivelog::KeyPath::parse(path, &principal())?;
+pub(crate) fn check_path(ctx: &Ctx, path: &str) -> Result<(), Failure> {
+    hivelog::KeyPath::parse(path, &ctx.principal())?;
     Ok(())
 }
 
 /// Opens an existing store read-only; a missing store is an error, never created.
-pub(crate) fn open_read(dir: &Path) -> Result<Store, Failure> {
-    require_store(dir)?;
-    Ok(Store::open(
-        dir,
-        Options {
-            read_only: true,
-            ..options()
-        },
-    )?)
+pub(crate) fn open_read(ctx: &Ctx) -> Result<Store, Failure> {
+    require_store(&ctx.dir)?;
+    let options = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    as_caller(Store::open(&ctx.dir, options)?, ctx)
 }

@@ -1,0 +1,33 @@
+//! `hivelog acl get|set` and `hivelog owner`: a key's security descriptor as SDDL.
+
+use hivelog::{Sddl, sddl};
+
+use crate::AclCommand;
+use crate::store_dir::{Ctx, Failure, check_path, open_existing_write, open_read};
+
+pub(crate) fn acl(ctx: &Ctx, command: &AclCommand) -> Result<(), Failure> {
+    match command {
+        AclCommand::Get { key } => {
+            let store = open_read(ctx)?;
+            println!("{}", sddl::format(&store.security(key)?));
+            Ok(())
+        }
+        AclCommand::Set { key, sddl: text } => {
+            // Parse before the store is opened: bad SDDL changes nothing.
+            let change = sddl::parse(text)?;
+            set(ctx, key, &change)
+        }
+    }
+}
+
+pub(crate) fn owner(ctx: &Ctx, key: &str, principal: &str) -> Result<(), Failure> {
+    let change = sddl::parse(&format!("O:{principal}"))?;
+    set(ctx, key, &change)
+}
+
+fn set(ctx: &Ctx, key: &str, change: &Sddl) -> Result<(), Failure> {
+    check_path(ctx, key)?;
+    let store = open_existing_write(ctx)?;
+    store.set_security(key, change)?;
+    Ok(store.close()?)
+}
