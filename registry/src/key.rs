@@ -58,12 +58,16 @@ pub struct LayeredValue {
 }
 
 impl Key {
+    /// Opens the key at `path` as of `at` (the newest state if `None`), asking for `access`;
+    /// a link at the end of the path is followed unless `open_link` (which opens the link
+    /// itself, as creating one does).
     pub(crate) fn open(
         inner: Arc<Inner>,
         session: Arc<Session>,
         path: &KeyPath,
         access: Access,
         at: Option<Seq>,
+        open_link: bool,
     ) -> Result<Key> {
         let seq = at.unwrap_or_else(|| inner.visible());
         let (id, node, granted) = {
@@ -71,7 +75,7 @@ impl Key {
             let not_found = || Error::KeyNotFound {
                 path: path.to_string(),
             };
-            let located = locate(&state, path, seq, true)?.ok_or_else(not_found)?;
+            let located = locate(&state, path, seq, !open_link)?.ok_or_else(not_found)?;
             let key = state.index.key_at(located, seq).ok_or_else(not_found)?;
             let attrs = state.index.attrs_at(located, seq);
             let granted = check_access(&state, &session, attrs.sd, access, || path.to_string())?;
@@ -300,6 +304,7 @@ impl Key {
             &path,
             access,
             self.at,
+            false,
         )
     }
 
@@ -311,6 +316,7 @@ impl Key {
     /// Creates a key below this one as `options` say (volatile, a link, a descriptor).
     pub fn create_subkey_with(&self, relative: &str, options: &CreateOptions) -> Result<Key> {
         self.needs(Access::KEY_CREATE_SUB_KEY)?;
+        let open_link = options.link.is_some();
         let options = Arc::new(options.checked()?);
         let path = self
             .change_below(relative, |path| Intent::CreateKey { path, options })?
@@ -321,6 +327,7 @@ impl Key {
             &path,
             Access::MAXIMUM_ALLOWED,
             None,
+            open_link,
         )
     }
 

@@ -356,7 +356,15 @@ impl Store {
             path: path.clone(),
             options: Arc::new(options.checked()?),
         }])?;
-        self.open_key_at(&path, Access::MAXIMUM_ALLOWED, None)
+        let open_link = options.link.is_some();
+        Key::open(
+            self.inner.clone(),
+            self.session.clone(),
+            &path,
+            Access::MAXIMUM_ALLOWED,
+            None,
+            open_link,
+        )
     }
 
     /// Opens the key at `path` for reading (`KEY_READ`). Reads through the handle see the
@@ -377,7 +385,7 @@ impl Store {
         access: Access,
         at: Option<Seq>,
     ) -> Result<Key> {
-        Key::open(self.inner.clone(), self.session.clone(), path, access, at)
+        Key::open(self.inner.clone(), self.session.clone(), path, access, at, false)
     }
 
     /// Deletes the key at `path`, which must have no subkeys (`DELETE` on it).

@@ -32,6 +32,17 @@ pub struct Sddl {
     pub dacl: Option<(bool, Vec<Ace>)>,
 }
 
+impl From<&SecurityDescriptor> for Sddl {
+    /// Every part of `descriptor`: applying it replaces a descriptor whole.
+    fn from(descriptor: &SecurityDescriptor) -> Sddl {
+        Sddl {
+            owner: Some(descriptor.owner.clone()),
+            group: descriptor.group.clone(),
+            dacl: Some((descriptor.protected, descriptor.dacl.clone())),
+        }
+    }
+}
+
 impl SecurityDescriptor {
     /// This descriptor with the parts `sddl` names replaced; the parts it leaves out are
     /// kept. The result is not checked: `validate` it before storing.
