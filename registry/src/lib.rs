@@ -37,6 +37,7 @@ mod store;
 mod stored;
 mod txn;
 mod value;
+mod verify;
 
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
@@ -61,8 +62,9 @@ pub use security::{
 };
 pub use store::{
     Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
-    VALUE_SIZE_LIMIT_BYTES, VerifyReport,
+    VALUE_SIZE_LIMIT_BYTES,
 };
+pub use verify::VerifyReport;
 pub use txn::{CreateOptions, Transaction};
 pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};
 

@@ -227,19 +227,6 @@ pub struct Stats {
     pub index_memory_bytes: u64,
 }
 
-/// What `verify` checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Transactions read back and replayed.
-    pub transactions: u64,
-    /// Op records read back and replayed.
-    pub ops: u64,
-    /// Segments read.
-    pub segments: u64,
-    /// The last sequence number.
-    pub last_seq: Seq,
-}
-
 impl Store {
     /// Opens the store in `dir`, creating it unless `options.read_only`. Every record of the
     /// journal is verified and replayed into the index before this returns. A new store gets
@@ -533,40 +520,6 @@ impl Store {
             disk_bytes: segments.iter().map(|s| s.disk_bytes).sum(),
             index_memory_bytes: index.memory_bytes,
         }
-    }
-
-    /// Reads every record of the journal again, checks each checksum and structure, replays
-    /// everything into a fresh index and checks it agrees with the live one (volatile keys
-    /// aside: the journal never holds them).
-    pub fn verify(&self) -> Result<VerifyReport> {
-        let last = self.inner.visible();
-        let mut fresh = State::new();
-        let mut replayer = Replayer::new(&mut fresh);
-        let mut transactions = 0;
-        self.inner.journal.for_each_txn(1, last, &mut |txn| {
-            transactions += 1;
-            replayer.replay(txn)
-        })?;
-        let ops = replayer.ops;
-        let live = read_state(&self.inner.state).index.stats(last);
-        let replayed = fresh.index.stats(last);
-        let volatile = read_state(&self.inner.state).volatile.is_empty();
-        let agrees = (live.keys, live.values, live.versions)
-            == (replayed.keys, replayed.values, replayed.versions);
-        if !agrees && volatile {
-            return Err(Error::Damaged {
-                what: format!(
-                    "the index (live: {} keys, {} values; replayed: {} keys, {} values)",
-                    live.keys, live.values, replayed.keys, replayed.values
-                ),
-            });
-        }
-        Ok(VerifyReport {
-            transactions,
-            ops,
-            segments: self.inner.journal.segments().len() as u64,
-            last_seq: last,
-        })
     }
 
     /// Closes the store: syncs, records how far the journal is durable, releases the lock.

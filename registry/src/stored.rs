@@ -130,11 +130,6 @@ impl VolatileValues {
             .get(slot as usize)
             .map(|(name, value)| (&**name, value))
     }
-
-    /// Whether no volatile value was ever written.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
 }
 
 #[cfg(test)]

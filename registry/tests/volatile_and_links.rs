@@ -37,6 +37,7 @@ fn volatile_keys_live_in_memory_and_vanish_on_reopen() {
         "a volatile change takes a sequence number"
     );
     assert!(key.id() >= 1 << 63, "volatile keys have ids of their own");
+    store.verify().expect("verify leaves volatile keys out");
     key.set_value("Pid", &4242u32).unwrap();
     key.set_value("Cmd", "a command line longer than eight bytes")
         .unwrap();
