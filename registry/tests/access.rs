@@ -2,6 +2,10 @@
 //! and at commit (a denial changes nothing), inheritance into new keys, owners, privileges,
 //! sessions derived from the store's configuration, and descriptors at past sequence numbers.
 
+// Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
+// only #[test] functions, not the helpers they share.)
+#![allow(clippy::unwrap_used)]
+
 use hivelog::principals::{ADMINISTRATORS, SYSTEM};
 use hivelog::{
     Access, Caller, CreateOptions, Error, GROUPS_KEY, Options, PRIVILEGES_KEY, Privileges, Store,

@@ -1,6 +1,10 @@
 //! Layers through the public API: effective reads, one layer's reads, the stack, deletes in
 //! one layer, dropping a layer, the rules on names and precedences, history and reopen.
 
+// Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
+// only #[test] functions, not the helpers they share.)
+#![allow(clippy::unwrap_used)]
+
 use hivelog::{Access, Caller, Error, HistoryOp, Options, Store, Value};
 use tempfile::TempDir;
 

@@ -1,6 +1,10 @@
 //! Volatile keys (in memory only, gone at the next open) and link keys (opens redirect to
 //! their target, bounded hops), through the public API.
 
+// Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
+// only #[test] functions, not the helpers they share.)
+#![allow(clippy::unwrap_used)]
+
 use hivelog::{Access, CreateOptions, Error, LINK_HOPS_MAX, Options, Store, Value};
 use tempfile::TempDir;
 
