@@ -21,11 +21,14 @@ pub enum Error {
         name: String,
     },
 
-    /// A root name that names no part of this store yet.
-    #[error("{what} is not supported")]
-    Unsupported {
-        /// What was asked for.
-        what: String,
+    /// `HKEY_CLASSES_ROOT` where one key path is needed: it is a merged view of two keys,
+    /// which the store's and handles' operations open, not a path to one key.
+    #[error(
+        "{path:?} is in HKEY_CLASSES_ROOT, the merged view of the caller's and the machine's Software\\Classes, not one key path"
+    )]
+    ClassesView {
+        /// The path as given.
+        path: String,
     },
 
     /// A key name is empty (two backslashes in a row, or a leading backslash).

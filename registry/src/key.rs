@@ -1,14 +1,16 @@
 //! Key handles: reads and writes of one key, as `winreg`'s `RegKey` offers them, with the
 //! rights granted when the handle was opened (as a Windows key handle has them).
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
+use hivelog_index::fold::{cmp_utf16, fold};
 use hivelog_index::{KeyId, LayerSel, NodeId};
 use hivelog_log::Seq;
 
 use crate::error::{Error, Result};
 use crate::links::locate;
-use crate::path::{KeyPath, check_value_name};
+use crate::path::{ClassesPath, KeyPath, check_value_name};
 use crate::reader::{check_access, layer_sel, read_record, read_value, value_at};
 use crate::security::{Access, Sddl, SecurityDescriptor};
 use crate::store::{Inner, Session, State, read_state};
@@ -33,6 +35,15 @@ pub struct Key {
     node: NodeId,
     at: Option<Seq>,
     granted: Access,
+    /// Opened through `HKEY_CLASSES_ROOT`: this handle is the user's copy where it exists
+    /// (else the machine's), and reads merge in the machine's copy when both exist.
+    classes: Option<Arc<Classes>>,
+}
+
+struct Classes {
+    path: ClassesPath,
+    /// The machine's copy, when this handle is the user's and the machine has one too.
+    machine: Option<Key>,
 }
 
 impl std::fmt::Debug for Key {
@@ -89,12 +100,77 @@ impl Key {
             node,
             at,
             granted,
+            classes: None,
         })
     }
 
-    /// The path this key was opened by.
+    /// Opens `classes`, the merged view: the user's copy and the machine's, whichever exist.
+    pub(crate) fn open_classes(
+        inner: Arc<Inner>,
+        session: Arc<Session>,
+        classes: &ClassesPath,
+        access: Access,
+        at: Option<Seq>,
+    ) -> Result<Key> {
+        let open = |path: &KeyPath, access| match Key::open(
+            inner.clone(),
+            session.clone(),
+            path,
+            access,
+            at,
+            false,
+        ) {
+            Ok(key) => Ok(Some(key)),
+            Err(Error::KeyNotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let (mut primary, machine) = match open(&classes.user, access)? {
+            // The user's copy takes the writes; the machine's only fills in reads, so it is
+            // opened for the reading part of the request, and left out if even that is denied.
+            Some(user) => {
+                let reading = Access(access.map_generic().0 & Access::KEY_READ.0);
+                let machine = open(&classes.machine, reading).or_else(|error| match error {
+                    Error::AccessDenied { .. } => Ok(None),
+                    error => Err(error),
+                })?;
+                (user, machine)
+            }
+            None => match open(&classes.machine, access)? {
+                Some(machine) => (machine, None),
+                None => {
+                    return Err(Error::KeyNotFound {
+                        path: classes.windows(),
+                    });
+                }
+            },
+        };
+        primary.classes = Some(Arc::new(Classes {
+            path: classes.clone(),
+            machine,
+        }));
+        Ok(primary)
+    }
+
+    /// The machine's copy merged into this handle's reads, if any.
+    fn machine_copy(&self) -> Option<&Key> {
+        self.classes
+            .as_ref()
+            .and_then(|classes| classes.machine.as_ref())
+    }
+
+    /// The path of the key this handle writes to (for a handle opened through
+    /// `HKEY_CLASSES_ROOT`, the user's or the machine's copy).
     pub fn path(&self) -> &KeyPath {
         &self.path
+    }
+
+    /// The path as `reg` prints it: `HKEY_LOCAL_MACHINE\...`, or `HKEY_CLASSES_ROOT\...`
+    /// for a handle opened through the merged view.
+    pub fn windows_path(&self) -> String {
+        match &self.classes {
+            Some(classes) => classes.path.windows(),
+            None => self.path.windows(),
+        }
     }
 
     /// The key's stable id.
@@ -170,6 +246,13 @@ impl Key {
     }
 
     fn read_in(&self, layer: Option<&str>, name: &str) -> Result<Value> {
+        match (self.read_own(layer, name), self.machine_copy()) {
+            (Err(Error::ValueNotFound { .. }), Some(machine)) => machine.read_own(layer, name),
+            (result, _) => result,
+        }
+    }
+
+    fn read_own(&self, layer: Option<&str>, name: &str) -> Result<Value> {
         self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
         let stored = {
@@ -186,10 +269,18 @@ impl Key {
 
     /// Every layer's version of value `name`, the effective one (highest precedence) first.
     pub fn value_stack(&self, name: &str) -> Result<Vec<LayeredValue>> {
+        let own = self.own_stack(name)?;
+        match self.machine_copy() {
+            Some(machine) if own.is_empty() => machine.own_stack(name),
+            _ => Ok(own),
+        }
+    }
+
+    fn own_stack(&self, name: &str) -> Result<Vec<LayeredValue>> {
         self.needs(Access::KEY_QUERY_VALUE)?;
         check_value_name(name)?;
         let seq = self.seq();
-        let folded = hivelog_index::fold::fold(name);
+        let folded = fold(name);
         let found: Vec<(String, u16, Stored)> = {
             let state = self.state(seq)?;
             state
@@ -216,8 +307,17 @@ impl Key {
             .collect()
     }
 
-    /// Names of the subkeys, in case-insensitive order, as created.
+    /// Names of the subkeys, in case-insensitive order, as created (through
+    /// `HKEY_CLASSES_ROOT`: both copies', the user's spelling first).
     pub fn enum_keys(&self) -> Result<Vec<String>> {
+        let own = self.own_keys()?;
+        match self.machine_copy() {
+            Some(machine) => Ok(merge(own, machine.own_keys()?, |name| name)),
+            None => Ok(own),
+        }
+    }
+
+    fn own_keys(&self) -> Result<Vec<String>> {
         self.needs(Access::KEY_ENUMERATE_SUB_KEYS)?;
         let seq = self.seq();
         let state = self.state(seq)?;
@@ -241,6 +341,14 @@ impl Key {
     }
 
     fn enum_values_of(&self, sel: LayerSel) -> Result<Vec<(String, Value)>> {
+        let own = self.own_values(sel)?;
+        match self.machine_copy() {
+            Some(machine) => Ok(merge(own, machine.own_values(sel)?, |(name, _)| name)),
+            None => Ok(own),
+        }
+    }
+
+    fn own_values(&self, sel: LayerSel) -> Result<Vec<(String, Value)>> {
         self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
         let stored: Vec<Stored> = {
@@ -296,8 +404,18 @@ impl Key {
 
     /// Opens a key below this one asking for `access`.
     pub fn open_subkey_with(&self, relative: &str, access: Access) -> Result<Key> {
-        let path = self.path.join(relative)?;
         self.state(self.seq())?;
+        if let Some(classes) = &self.classes {
+            let path = classes.path.join(relative, self.session.principal())?;
+            return Key::open_classes(
+                self.inner.clone(),
+                self.session.clone(),
+                &path,
+                access,
+                self.at,
+            );
+        }
+        let path = self.path.join(relative)?;
         Key::open(
             self.inner.clone(),
             self.session.clone(),
@@ -318,30 +436,43 @@ impl Key {
         self.needs(Access::KEY_CREATE_SUB_KEY)?;
         let open_link = options.link.is_some();
         let options = Arc::new(options.checked()?);
-        let path = self
-            .change_below(relative, |path| Intent::CreateKey { path, options })?
-            .1;
-        Key::open(
-            self.inner.clone(),
-            self.session.clone(),
-            &path,
-            Access::MAXIMUM_ALLOWED,
-            None,
-            open_link,
-        )
+        self.change_below(relative, true, |path| Intent::CreateKey { path, options })?;
+        match &self.classes {
+            Some(_) if !open_link => self.open_subkey_with(relative, Access::MAXIMUM_ALLOWED),
+            _ => Key::open(
+                self.inner.clone(),
+                self.session.clone(),
+                &self.below(relative, true)?,
+                Access::MAXIMUM_ALLOWED,
+                None,
+                open_link,
+            ),
+        }
+    }
+
+    /// The key path `relative` names below this key (through `HKEY_CLASSES_ROOT`: the copy
+    /// a change there goes to).
+    fn below(&self, relative: &str, creating: bool) -> Result<KeyPath> {
+        match &self.classes {
+            Some(classes) => {
+                let path = classes.path.join(relative, self.session.principal())?;
+                crate::classes::target(&self.inner, &path, creating)
+            }
+            None => self.path.join(relative),
+        }
     }
 
     /// Commits `change` to the key at `relative` below this one, in the same transaction as a
-    /// check that this key still exists. Returns the sequence number and the path.
+    /// check that this key still exists.
     fn change_below(
         &self,
         relative: &str,
+        creating: bool,
         change: impl FnOnce(Arc<KeyPath>) -> Intent,
-    ) -> Result<(Seq, Arc<KeyPath>)> {
+    ) -> Result<Seq> {
         self.writable()?;
-        let path = Arc::new(self.path.join(relative)?);
-        let seq = self.commit(&[Intent::Require(self.target()), change(path.clone())])?;
-        Ok((seq, path))
+        let path = Arc::new(self.below(relative, creating)?);
+        self.commit(&[Intent::Require(self.target()), change(path)])
     }
 
     /// Sets value `name` (empty: the default value) from a Rust value, in `base`.
@@ -381,13 +512,38 @@ impl Key {
 
     /// Deletes a subkey that has no subkeys of its own (`DELETE` on it).
     pub fn delete_subkey(&self, relative: &str) -> Result<Seq> {
-        let change = |path| Intent::DeleteKey(Target::Path(path));
-        Ok(self.change_below(relative, change)?.0)
+        self.change_below(relative, false, |path| {
+            Intent::DeleteKey(Target::Path(path))
+        })
     }
 
     /// Deletes a subkey and everything below it (`DELETE` on every key removed).
     pub fn delete_subkey_all(&self, relative: &str) -> Result<Seq> {
-        let change = |path| Intent::DeleteTree(Target::Path(path));
-        Ok(self.change_below(relative, change)?.0)
+        self.change_below(relative, false, |path| {
+            Intent::DeleteTree(Target::Path(path))
+        })
     }
+}
+
+/// `own` and `other`, each sorted by name in Windows order, merged: one entry per name
+/// (case-insensitively), `own`'s where both have it.
+fn merge<T>(own: Vec<T>, other: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    let folded = |item: &T| fold(name(item));
+    let mut merged: Vec<T> = Vec::with_capacity(own.len() + other.len());
+    let mut theirs = other.into_iter().peekable();
+    for mine in own {
+        let key = folded(&mine);
+        while let Some(next) = theirs.peek() {
+            match cmp_utf16(&folded(next), &key) {
+                Ordering::Less => merged.extend(theirs.next()),
+                Ordering::Equal => {
+                    theirs.next();
+                }
+                Ordering::Greater => break,
+            }
+        }
+        merged.push(mine);
+    }
+    merged.extend(theirs);
+    merged
 }

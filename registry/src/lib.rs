@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod attrs;
+mod classes;
 mod config;
 mod descriptors;
 mod error;
@@ -64,9 +65,9 @@ pub use store::{
     Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
     VALUE_SIZE_LIMIT_BYTES,
 };
-pub use verify::VerifyReport;
 pub use txn::{CreateOptions, Transaction};
 pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};
+pub use verify::VerifyReport;
 
 #[cfg(test)]
 mod tests;

@@ -112,9 +112,7 @@ fn resolve_root<'a>(path: &'a str, caller: &'a str) -> Result<Root<'a>> {
         }
         Some(b"HKEY_CURRENT_CONFIG" | b"HKCC") => (Hive::Machine, None, &CURRENT_CONFIG),
         Some(b"HKEY_CLASSES_ROOT" | b"HKCR") => {
-            return Err(Error::Unsupported {
-                what: "HKEY_CLASSES_ROOT (the merged classes view)".into(),
-            });
+            return Err(Error::ClassesView { path: clip(path) });
         }
         _ if root.is_empty() => return Err(Error::EmptyKeyName { path: clip(path) }),
         _ => return Err(Error::UnknownHive { name: clip(root) }),
@@ -328,6 +326,73 @@ impl KeyPath {
     }
 }
 
+/// `HKEY_CLASSES_ROOT\rest`: not one key but the merged view Windows builds of the caller's
+/// `Users\<caller>\Software\Classes\rest` and the machine's `Machine\Software\Classes\rest`.
+/// Reads see the user's entry where there is one; writes go to the user's copy where the key
+/// exists there, otherwise to the machine's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClassesPath {
+    /// The caller's copy.
+    pub user: KeyPath,
+    /// The machine's copy.
+    pub machine: KeyPath,
+    /// The names below the root, as written (`""` for the root itself).
+    rest: String,
+}
+
+/// Where the classes live under a user's key and under `Machine`.
+const CLASSES: &str = "Software\\Classes";
+
+impl ClassesPath {
+    /// Parses `path` if it starts at `HKEY_CLASSES_ROOT` or `HKCR`; `Ok(None)` if it does not.
+    pub(crate) fn parse(path: &str, caller: &str) -> Result<Option<ClassesPath>> {
+        let trimmed = path.strip_suffix('\\').unwrap_or(path);
+        let (root, rest) = trimmed.split_once('\\').unwrap_or((trimmed, ""));
+        let is_classes =
+            root.eq_ignore_ascii_case("HKCR") || root.eq_ignore_ascii_case("HKEY_CLASSES_ROOT");
+        if !is_classes {
+            return Ok(None);
+        }
+        Self::at(rest, caller).map(Some)
+    }
+
+    fn at(rest: &str, caller: &str) -> Result<ClassesPath> {
+        let below = |base: String| {
+            if rest.is_empty() {
+                base
+            } else {
+                format!("{base}\\{rest}")
+            }
+        };
+        let user = KeyPath::parse(&below(format!("Users\\{caller}\\{CLASSES}")), "")?;
+        let machine = KeyPath::parse(&below(format!("Machine\\{CLASSES}")), "")?;
+        Ok(ClassesPath {
+            user,
+            machine,
+            rest: rest.to_string(),
+        })
+    }
+
+    /// This path followed by a relative path.
+    pub(crate) fn join(&self, relative: &str, caller: &str) -> Result<ClassesPath> {
+        let relative = relative.strip_suffix('\\').unwrap_or(relative);
+        match (self.rest.is_empty(), relative.is_empty()) {
+            (_, true) => Ok(self.clone()),
+            (true, false) => Self::at(relative, caller),
+            (false, false) => Self::at(&format!("{}\\{relative}", self.rest), caller),
+        }
+    }
+
+    /// The path as `reg` prints it: `HKEY_CLASSES_ROOT\rest`.
+    pub(crate) fn windows(&self) -> String {
+        if self.rest.is_empty() {
+            "HKEY_CLASSES_ROOT".to_string()
+        } else {
+            format!("HKEY_CLASSES_ROOT\\{}", self.rest)
+        }
+    }
+}
+
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.with_root(self.hive.name()))
@@ -500,7 +565,7 @@ mod tests {
         assert!(matches!(parse("HKXX\\a"), Err(Error::UnknownHive { .. })));
         assert!(matches!(
             parse("HKCR\\.txt"),
-            Err(Error::Unsupported { .. })
+            Err(Error::ClassesView { .. })
         ));
         assert!(matches!(
             parse("HKLM\\\\a"),

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::layers::{Layer, Layers};
 use crate::links::LinkTargets;
-use crate::path::{Hive, KeyPath};
+use crate::path::{ClassesPath, Hive, KeyPath};
 use crate::replay::Replayer;
 use crate::security::{Access, Caller, Identity, SYSTEM, Sddl, SecurityDescriptor};
 use crate::stored::{Stored, VolatileValues};
@@ -338,12 +338,20 @@ impl Store {
     /// Creates the key at `path` (and missing parents) as `options` say: volatile, a link,
     /// with an explicit security descriptor.
     pub fn create_key_with(&self, path: &str, options: &crate::CreateOptions) -> Result<Key> {
-        let path = Arc::new(self.parse(path)?);
+        let classes = self.classes(path)?;
+        let target = match &classes {
+            Some(classes) => crate::classes::target(&self.inner, classes, true)?,
+            None => self.parse(path)?,
+        };
+        let path = Arc::new(target);
         self.commit(&[Intent::CreateKey {
             path: path.clone(),
             options: Arc::new(options.checked()?),
         }])?;
         let open_link = options.link.is_some();
+        if let Some(classes) = classes.filter(|_| !open_link) {
+            return self.open_classes(&classes, Access::MAXIMUM_ALLOWED, None);
+        }
         Key::open(
             self.inner.clone(),
             self.session.clone(),
@@ -363,16 +371,46 @@ impl Store {
     /// Opens the key at `path` asking for `access` (checked now, as Windows checks a key at
     /// open; `MAXIMUM_ALLOWED` asks for whatever the caller may have).
     pub fn open_key_with(&self, path: &str, access: Access) -> Result<Key> {
-        self.open_key_at(&self.parse(path)?, access, None)
+        self.open_key_at(path, access, None)
     }
 
-    pub(crate) fn open_key_at(
-        &self,
-        path: &KeyPath,
-        access: Access,
-        at: Option<Seq>,
-    ) -> Result<Key> {
-        Key::open(self.inner.clone(), self.session.clone(), path, access, at, false)
+    /// `path` as a `HKEY_CLASSES_ROOT` path, if it is one.
+    fn classes(&self, path: &str) -> Result<Option<ClassesPath>> {
+        ClassesPath::parse(path, self.principal())
+    }
+
+    fn open_classes(&self, path: &ClassesPath, access: Access, at: Option<Seq>) -> Result<Key> {
+        Key::open_classes(self.inner.clone(), self.session.clone(), path, access, at)
+    }
+
+    fn open_key_at(&self, path: &str, access: Access, at: Option<Seq>) -> Result<Key> {
+        if let Some(classes) = self.classes(path)? {
+            return self.open_classes(&classes, access, at);
+        }
+        let path = self.parse(path)?;
+        Key::open(
+            self.inner.clone(),
+            self.session.clone(),
+            &path,
+            access,
+            at,
+            false,
+        )
+    }
+
+    /// A value read at `at`; `HKEY_CLASSES_ROOT` paths, which the point read does not fold,
+    /// go through a handle on the merged view.
+    fn read(&self, path: &str, name: &str, layer: Option<&str>, at: Seq) -> Result<Value> {
+        match reader::get(&self.inner, &self.session, path, name, layer, at) {
+            Err(Error::ClassesView { .. }) => {
+                let key = self.open_key_at(path, Access::KEY_QUERY_VALUE, Some(at))?;
+                match layer {
+                    Some(layer) => key.get_raw_value_in(layer, name),
+                    None => key.get_raw_value(name),
+                }
+            }
+            result => result,
+        }
     }
 
     /// Deletes the key at `path`, which must have no subkeys (`DELETE` on it).
@@ -391,26 +429,12 @@ impl Store {
 
     /// Reads the effective value `name` of the key at `path` (newest committed state).
     pub fn get_raw_value(&self, path: &str, name: &str) -> Result<Value> {
-        reader::get(
-            &self.inner,
-            &self.session,
-            path,
-            name,
-            None,
-            self.inner.visible(),
-        )
+        self.read(path, name, None, self.inner.visible())
     }
 
     /// Reads value `name` of the key at `path` in layer `layer` only.
     pub fn get_raw_value_in(&self, layer: &str, path: &str, name: &str) -> Result<Value> {
-        reader::get(
-            &self.inner,
-            &self.session,
-            path,
-            name,
-            Some(layer),
-            self.inner.visible(),
-        )
+        self.read(path, name, Some(layer), self.inner.visible())
     }
 
     /// Calls `read` with the type and bytes of the effective value `name` of the key at
@@ -424,14 +448,12 @@ impl Store {
         name: &str,
         read: impl FnOnce(ValueType, &[u8]) -> R,
     ) -> Result<R> {
-        reader::with_value(
-            &self.inner,
-            &self.session,
-            path,
-            name,
-            self.inner.visible(),
-            read,
-        )
+        let at = self.inner.visible();
+        if ClassesPath::parse(path, self.principal())?.is_some() {
+            let value = self.read(path, name, None, at)?;
+            return Ok(read(value.ty, &value.data));
+        }
+        reader::with_value(&self.inner, &self.session, path, name, at, read)
     }
 
     /// The security descriptor of the key at `path` (needs `READ_CONTROL`).
@@ -560,13 +582,11 @@ impl Snapshot {
 
     /// Opens the key at `path` as it was at this snapshot, asking for `access`.
     pub fn open_key_with(&self, path: &str, access: Access) -> Result<Key> {
-        self.store
-            .open_key_at(&self.store.parse(path)?, access, Some(self.seq))
+        self.store.open_key_at(path, access, Some(self.seq))
     }
 
     /// Reads the effective value `name` of the key at `path` as it was at this snapshot.
     pub fn get_raw_value(&self, path: &str, name: &str) -> Result<Value> {
-        let store = &self.store;
-        reader::get(&store.inner, &store.session, path, name, None, self.seq)
+        self.store.read(path, name, None, self.seq)
     }
 }

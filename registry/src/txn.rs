@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::layers::{BASE, BASE_LAYER, check_layer_name};
 use crate::links::{LINK_HOPS_MAX, LINK_VALUE_NAME, link_value, parse_target};
 use crate::op::{JOURNALED_KEY_FLAGS, Op, encode_descriptor, set_value_data_at};
-use crate::path::{Hive, KeyPath, check_value_name};
+use crate::path::{ClassesPath, Hive, KeyPath, check_value_name};
 use crate::reader::check_access;
 use crate::security::principals::resolve_alias;
 use crate::security::{
@@ -184,12 +184,30 @@ impl Transaction {
     }
 
     fn path(&mut self, path: &str) -> Result<Arc<KeyPath>> {
+        self.path_for(path, false)
+    }
+
+    /// The key path a change at `path` acts on (`creating`: a key to be created). A
+    /// `HKEY_CLASSES_ROOT` path names the user's or the machine's copy, chosen now.
+    fn path_for(&mut self, path: &str, creating: bool) -> Result<Arc<KeyPath>> {
         if let Some((text, parsed)) = &self.last_path
             && text == path
         {
             return Ok(parsed.clone());
         }
-        let parsed = Arc::new(KeyPath::parse(path, self.session.principal())?);
+        let parsed = match KeyPath::parse(path, self.session.principal()) {
+            Err(Error::ClassesView { .. }) => {
+                let classes =
+                    ClassesPath::parse(path, self.session.principal())?.expect("a classes path");
+                // Not cached: which copy a change goes to depends on what it does.
+                return Ok(Arc::new(crate::classes::target(
+                    &self.inner,
+                    &classes,
+                    creating,
+                )?));
+            }
+            parsed => Arc::new(parsed?),
+        };
         self.last_path = Some((path.to_string(), parsed.clone()));
         Ok(parsed)
     }
@@ -205,7 +223,7 @@ impl Transaction {
         path: &str,
         options: &CreateOptions,
     ) -> Result<&mut Transaction> {
-        let path = self.path(path)?;
+        let path = self.path_for(path, true)?;
         let options = Arc::new(options.checked()?);
         self.intents.push(Intent::CreateKey { path, options });
         Ok(self)

@@ -43,9 +43,7 @@ impl Store {
         let replayed = fresh.index.stats(last).keys;
         if compared != replayed {
             return Err(Error::Damaged {
-                what: format!(
-                    "the index ({compared} durable keys; the journal has {replayed})"
-                ),
+                what: format!("the index ({compared} durable keys; the journal has {replayed})"),
             });
         }
         Ok(VerifyReport {
@@ -93,8 +91,7 @@ fn compare_key(
         live.index.attrs_at(node, at),
         replayed.index.attrs_at(other.node, at),
     );
-    let same_descriptor =
-        live.descriptors.get(mine.sd) == replayed.descriptors.get(theirs.sd);
+    let same_descriptor = live.descriptors.get(mine.sd) == replayed.descriptors.get(theirs.sd);
     if !same_descriptor || mine.flags != theirs.flags {
         return Err(format!("key {path} has another descriptor or other flags"));
     }

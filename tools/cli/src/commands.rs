@@ -122,7 +122,7 @@ pub(crate) fn query(ctx: &Ctx, args: &QueryArgs) -> Result<(), Failure> {
         match (only, args.recurse) {
             (Some(name), false) => {
                 let value = read(&key, layer, name)?;
-                writeln!(out, "\n{}", key.path().windows())?;
+                writeln!(out, "\n{}", key.windows_path())?;
                 print_value(&mut out, name, &value)?;
                 writeln!(out)?;
             }
@@ -157,7 +157,7 @@ fn values(key: &Key, layer: Option<&str>) -> hivelog::Result<Vec<(String, Value)
 /// `query --stack`: for each value (or the one named), every layer's version, the
 /// effective one first.
 fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
-    writeln!(out, "\n{}", key.path().windows())?;
+    writeln!(out, "\n{}", key.windows_path())?;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
         None => key
@@ -209,7 +209,7 @@ fn print_value(out: &mut Out, name: &str, value: &Value) -> io::Result<()> {
 
 /// `reg query KEY` and `reg query KEY /s`.
 fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
-    writeln!(out, "\n{}", key.path().windows())?;
+    writeln!(out, "\n{}", key.windows_path())?;
     for (name, value) in values(key, layer)? {
         print_value(out, &name, &value)?;
     }
@@ -223,7 +223,7 @@ fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Re
             writeln!(out)?;
         }
         for name in subkeys {
-            writeln!(out, "{}\\{name}", key.path().windows())?;
+            writeln!(out, "{}\\{name}", key.windows_path())?;
         }
     }
     Ok(())
@@ -240,7 +240,7 @@ fn search(
     match read(key, layer, name) {
         Ok(value) => {
             *found += 1;
-            writeln!(out, "\n{}", key.path().windows())?;
+            writeln!(out, "\n{}", key.windows_path())?;
             print_value(out, name, &value)?;
         }
         Err(hivelog::Error::ValueNotFound { .. }) => {}
@@ -289,7 +289,7 @@ fn collect_json(
     let subkeys = key.enum_keys()?;
     if only.is_none() || !values.is_empty() {
         keys.push(json!({
-            "path": key.path().windows(),
+            "path": key.windows_path(),
             "values": values,
             "subkeys": subkeys,
         }));
