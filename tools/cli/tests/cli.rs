@@ -1,6 +1,6 @@
 //! End-to-end tests of the `hivelog` binary: every command, its output layout, its errors and
-//! exit statuses (0 success, 1 error with one line on stderr, 2 usage error), and a writer
-//! killed with SIGKILL in the middle of `bench`.
+//! exit statuses (0 success, 1 error with one line on stderr, 2 usage error), who may do what
+//! (`--as`, descriptors, privileges), and a writer killed with SIGKILL in the middle of `bench`.
 //!
 //! Run with `cargo test -p hivelog-cli --test cli`.
 
@@ -20,6 +20,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_hivelog");
 /// `$USER` of every run: the principal commits are attributed to, unless the tests run as root.
 const TEST_USER: &str = "cli-tester";
 const ERROR_PREFIX: &str = "hivelog: error: ";
+/// LocalSystem: the store itself, and the principal of every run as root.
+const SYSTEM: &str = "S-1-5-18";
 /// The first segment of a store's journal.
 const SEGMENT: &str = "00000000000000000001.seg";
 /// The signal `Child::kill` sends.
@@ -165,6 +167,24 @@ impl Store {
         let out = self.ok(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
+
+    /// `--as PRINCIPAL ARGS...`: acting as another principal (the OS user holds
+    /// SeImpersonatePrivilege).
+    fn ok_as(&self, principal: &str, args: &[&str]) -> String {
+        self.ok(&[&["--as", principal][..], args].concat())
+    }
+
+    fn error_as(&self, principal: &str, args: &[&str]) -> String {
+        self.error(&[&["--as", principal][..], args].concat())
+    }
+
+    /// `acl get KEY` without its newline.
+    fn sddl(&self, key: &str) -> String {
+        let out = self.ok(&["acl", "get", key]);
+        let sddl = out.strip_suffix('\n');
+        sddl.unwrap_or_else(|| panic!("acl get printed {out:?}"))
+            .to_string()
+    }
 }
 
 /// What `init` prints.
@@ -178,7 +198,7 @@ fn expected_principal(tmp: &Path) -> &'static str {
     let probe = tmp.join("uid-probe");
     File::create(&probe).expect("create probe");
     let uid = std::fs::metadata(&probe).expect("probe metadata").uid();
-    if uid == 0 { "S-1-5-18" } else { TEST_USER }
+    if uid == 0 { SYSTEM } else { TEST_USER }
 }
 
 /// A value line of `reg query`: `    NAME    TYPE    DATA`.
@@ -677,16 +697,16 @@ fn log_replays_transactions_as_text() {
             "{header}"
         );
         // The store creates its hives itself, as the system principal.
-        let by = if seq == 1 { "S-1-5-18" } else { principal };
+        let by = if seq == 1 { SYSTEM } else { principal };
         assert_eq!(fields[2], by);
     }
     assert_eq!(
         ops,
         [
             "  create key    Machine",
-            "  set security  Machine    O:SYD:(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KR;;;BU)(A;CIIO;KA;;;CO)",
+            &format!("  set security  Machine    {MACHINE_SDDL}"),
             "  create key    Users",
-            "  set security  Users    O:SYD:(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;;KR;;;BU)",
+            &format!("  set security  Users    {USERS_SDDL}"),
             r"  create key    Machine\Software",
             r"  create key    Machine\Software\Contoso",
             r"  set value     Machine\Software\Contoso    Name    REG_SZ    hi",
@@ -904,7 +924,7 @@ fn stats_text_and_json() {
 fn read_commands_on_a_missing_store_fail_and_create_nothing() {
     let store = Store::new();
     let dir = store.dir.display().to_string();
-    let reads: [&[&str]; 7] = [
+    let reads: [&[&str]; 9] = [
         &["seq"],
         &["query", "HKLM"],
         &["query", "HKLM", "--json"],
@@ -912,6 +932,8 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
         &["verify"],
         &["stats"],
         &["stats", "--json"],
+        &["acl", "get", "HKLM"],
+        &["layers"],
     ];
     for args in reads {
         let message = store.error(args);
@@ -927,12 +949,16 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
     assert!(Run::of(seq).error().contains(&dir));
     assert!(!store.dir.exists());
     // Failed writes create nothing either: a bad path is refused before the store is opened,
-    // and there is nothing to delete in a store that does not exist.
+    // and there is nothing to delete, secure or layer in a store that does not exist.
     for args in [
         &["add", r"HKXX\a"][..],
         &["add", r"HKLM\\a"],
         &["delete", r"HKLM\a"],
         &["delete", r"HKLM\a", "-v", "x"],
+        &["acl", "set", "HKLM", "O:BA"],
+        &["owner", "HKLM", "BA"],
+        &["layers", "create", "corp", "--precedence", "5"],
+        &["layers", "drop", "corp"],
     ] {
         store.error(args);
         assert!(!store.dir.exists(), "{args:?} created {dir}");
@@ -1126,7 +1152,7 @@ fn bad_paths_are_errors() {
 #[test]
 fn usage_errors_exit_2_and_create_nothing() {
     let store = Store::new();
-    let cases: [&[&str]; 13] = [
+    let cases: [&[&str]; 15] = [
         &[],
         &["frobnicate"],
         &["query", "HKLM", "--bogus"],
@@ -1140,6 +1166,8 @@ fn usage_errors_exit_2_and_create_nothing() {
         &["log", "--from", "x"],
         &["stats", "--bogus"],
         &["bench", "--seconds", "soon"],
+        &["add", r"HKLM\a", "--link", r"HKLM\b", "-v", "x"],
+        &["query", "HKLM", "--layer", "base", "--stack"],
     ];
     for args in cases {
         store.run(args).usage_error();
@@ -1153,6 +1181,838 @@ fn usage_errors_exit_2_and_create_nothing() {
     );
     let both = store.run(&["add", r"HKLM\a", "-v", "x", "--ve"]);
     assert!(both.usage_error().contains("cannot be used with"));
+}
+
+/// The default descriptors of the hives.
+const MACHINE_SDDL: &str = "O:SYD:(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KR;;;BU)(A;CIIO;KA;;;CO)";
+const USERS_SDDL: &str = "O:SYD:(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;;KR;;;BU)";
+
+/// Where the store's configuration says who holds which privilege.
+const PRIVILEGES_KEY: &str = r"HKLM\System\Registry\Privileges";
+/// Where the store's configuration says who is in which group.
+const GROUPS_KEY: &str = r"HKLM\System\Registry\Groups";
+
+/// How SDDL names a principal: the system principal by its alias, a plain name as itself.
+fn sddl_account(principal: &str) -> &str {
+    if principal == SYSTEM { "SY" } else { principal }
+}
+
+/// The DACL of a key `creator` creates below `Machine`: `Machine`'s inheritable entries
+/// marked inherited (ID), and the CREATOR OWNER entry made out to the creator.
+fn machine_child_dacl(creator: &str) -> String {
+    let creator = sddl_account(creator);
+    format!(
+        "D:(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)(A;ID;KA;;;{creator})\
+         (A;CIIOID;KA;;;CO)"
+    )
+}
+
+/// The descriptor of a key `creator` creates below `Machine`: the creator owns it.
+fn machine_child_sddl(creator: &str) -> String {
+    format!("O:{}{}", sddl_account(creator), machine_child_dacl(creator))
+}
+
+/// What `hivelog layers` prints for `(precedence, name)` rows, highest first.
+fn layers_listing(rows: &[(u16, &str)]) -> String {
+    let rows: String = rows
+        .iter()
+        .map(|(precedence, name)| format!("{precedence:>10}  {name}\n"))
+        .collect();
+    format!("precedence  name\n{rows}")
+}
+
+/// One layer's version of a value under `query --stack`.
+fn stack_line(layer: &str, ty: &str, data: &str, role: &str) -> String {
+    format!("        {layer}    {ty}    {data}    ({role})\n")
+}
+
+#[test]
+fn acl_get_prints_the_default_descriptors_of_the_hives() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    for hklm in ["HKLM", "HKEY_LOCAL_MACHINE", "Machine"] {
+        assert_eq!(store.sddl(hklm), MACHINE_SDDL, "{hklm}");
+    }
+    for hku in ["HKU", "HKEY_USERS", "Users"] {
+        assert_eq!(store.sddl(hku), USERS_SDDL, "{hku}");
+    }
+    // KR holds READ_CONTROL: an ordinary user may read the descriptors too.
+    assert_eq!(
+        store.ok_as("alice", &["acl", "get", "HKLM"]),
+        format!("{MACHINE_SDDL}\n")
+    );
+    store.not_found(&["acl", "get", r"HKLM\Software\Nope"]);
+}
+
+#[test]
+fn a_new_key_inherits_the_inheritable_entries_and_its_creator_owns_it() {
+    let store = Store::new();
+    let creator = expected_principal(store.tmp.path());
+    store.ok(&["add", r"HKLM\Software\Inherit\Child"]);
+    // Every level passes on the same entries: only CI ones are inherited, and the CREATOR
+    // OWNER entry is inherited as itself besides the entry made out to the creator.
+    for key in [
+        r"HKLM\Software",
+        r"HKLM\Software\Inherit",
+        r"HKLM\Software\Inherit\Child",
+    ] {
+        assert_eq!(store.sddl(key), machine_child_sddl(creator), "{key}");
+    }
+
+    // Under a key where users may create subkeys, what alice creates is hers.
+    let shared = r"HKLM\Software\Shared";
+    store.ok(&["add", shared]);
+    let dacl = "D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;;KRLC;;;BU)(A;CIIO;KA;;;CO)";
+    store.ok(&["acl", "set", shared, dacl]);
+    let mine = r"HKLM\Software\Shared\Mine";
+    store.ok_as("alice", &["add", mine, "-v", "x", "-d", "1"]);
+    assert_eq!(
+        store.sddl(mine),
+        "O:aliceD:(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;ID;KA;;;alice)(A;CIIOID;KA;;;CO)"
+    );
+    // BU's entry is not CI, so it is not inherited: bob may not read alice's key.
+    assert_eq!(
+        store.error_as("bob", &["query", mine]),
+        r"access denied: bob lacks KEY_READ on Machine\Software\Shared\Mine"
+    );
+    assert_eq!(
+        store.ok_as("alice", &["query", mine]),
+        key_block(
+            r"HKEY_LOCAL_MACHINE\Software\Shared\Mine",
+            &[("x", "REG_SZ", "1")]
+        )
+    );
+}
+
+#[test]
+fn acl_set_changes_the_parts_the_sddl_names_and_acl_get_prints_them() {
+    let store = Store::new();
+    let key = r"HKLM\Software\Acl";
+    store.ok(&["add", key]);
+    let seq = store.seq();
+    // Aliases and SIDs, rights as codes, whitespace between the parts and the entries.
+    let given = " O:BA G:BU D:P (A;CI;KA;;;SY) (A;CI;KA;;;BA) (A;;KRLC;;;S-1-5-32-545) \
+                 (D;;DC;;;alice) ";
+    assert_eq!(store.ok(&["acl", "set", key, given]), "");
+    assert_eq!(store.seq(), seq + 1);
+    let canonical = "O:BAG:BUD:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;;CCLCSWRPRC;;;BU)(D;;DC;;;alice)";
+    assert_eq!(store.sddl(key), canonical);
+    // What get prints, set gives back unchanged.
+    store.ok(&["acl", "set", key, canonical]);
+    assert_eq!(store.sddl(key), canonical);
+    // Only the owner: the group and the DACL stay.
+    store.ok(&["acl", "set", key, "O:alice"]);
+    assert_eq!(
+        store.sddl(key),
+        "O:aliceG:BUD:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;;CCLCSWRPRC;;;BU)(D;;DC;;;alice)"
+    );
+    // Only the DACL, unprotected, rights as a number: the owner and the group stay.
+    store.ok(&[
+        "acl",
+        "set",
+        key,
+        "D:(A;;KA;;;SY)(A;;KA;;;BA)(A;;0x20019;;;WD)",
+    ]);
+    assert_eq!(
+        store.sddl(key),
+        "O:aliceG:BUD:(A;;KA;;;SY)(A;;KA;;;BA)(A;;KR;;;WD)"
+    );
+    assert_eq!(store.seq(), seq + 4);
+}
+
+#[test]
+fn acl_set_and_owner_refuse_bad_sddl_before_the_store_is_opened() {
+    let store = Store::new();
+    let key = r"HKLM\Software\Acl";
+    let cases = [
+        (
+            "D:(X;;KA;;;SY)",
+            3,
+            r#"unknown ACE type "X" (expected A or D)"#,
+        ),
+        ("D:(A;XX;KA;;;SY)", 5, r#"unknown ACE flag "XX""#),
+        ("D:(A;;KZ;;;SY)", 6, r#"unknown rights code "KZ""#),
+        ("D:(A;;;;;SY)", 6, "expected rights"),
+        (
+            "D:(A;;KA;;;S-1-x)",
+            11,
+            r#"bad account: invalid principal "S-1-x""#,
+        ),
+        (
+            "D:(A;;KA;;;S-1-5-018)",
+            11,
+            "a SID's parts cannot have leading zeros",
+        ),
+        ("D:(A;;KA;;;SY", 2, "ACE is missing its closing parenthesis"),
+        ("O:", 2, "expected an account after O:"),
+        ("D:(A;;KA;;;SY)O:BA", 14, "part O: after D:"),
+        ("O:BAO:SY", 4, "duplicate part O:"),
+        ("S:(A;;KA;;;SY)", 0, "a SACL (S:) is not supported"),
+    ];
+    let check = |sddl: &str, at: usize, reason: &str| {
+        let message = store.error(&["acl", "set", key, sddl]);
+        let start = format!("invalid SDDL {sddl:?} at byte {at}: ");
+        assert!(message.starts_with(&start), "{sddl}: {message}");
+        assert!(message.contains(reason), "{sddl}: {message}");
+    };
+    for (sddl, at, reason) in cases {
+        check(sddl, at, reason);
+        assert!(!store.dir.exists(), "{sddl:?} created the store");
+    }
+    store.ok(&["add", key]);
+    let (seq, before) = (store.seq(), store.sddl(key));
+    for (sddl, at, reason) in cases {
+        check(sddl, at, reason);
+    }
+    // `owner` reads its principal as the account of an `O:` part.
+    let message = store.error(&["owner", key, "S-1-0x"]);
+    let expected = r#"invalid SDDL "O:S-1-0x" at byte 2: bad account: invalid principal "S-1-0x""#;
+    assert!(message.starts_with(expected), "{message}");
+    assert_eq!(store.seq(), seq, "a refused SDDL committed");
+    assert_eq!(store.sddl(key), before);
+}
+
+#[test]
+fn owner_is_oneself_or_ones_group_unless_the_caller_may_restore() {
+    let store = Store::new();
+    let app = r"HKCU\Software\App";
+    let alices = r"HKU\alice\Software\App";
+    store.ok_as("alice", &["add", app]);
+    let dacl = "D:(A;CIID;KA;;;alice)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)";
+    assert_eq!(store.sddl(alices), format!("O:alice{dacl}"));
+    let seq = store.seq();
+    // Alice may give her key to a group she is in (Users) and take it back...
+    assert_eq!(store.ok_as("alice", &["owner", app, "BU"]), "");
+    assert_eq!(store.sddl(alices), format!("O:BU{dacl}"));
+    store.ok_as("alice", &["owner", app, "alice"]);
+    assert_eq!(store.sddl(alices), format!("O:alice{dacl}"));
+    // ...but making bob the owner takes SeRestorePrivilege, which she does not hold.
+    assert_eq!(
+        store.error_as("alice", &["owner", app, "bob"]),
+        r"alice does not hold SeRestorePrivilege, which making bob the owner of Users\alice\Software\App requires"
+    );
+    // Bob lacks WRITE_OWNER even to make himself the owner.
+    assert_eq!(
+        store.error_as("bob", &["owner", alices, "bob"]),
+        r"access denied: bob lacks WRITE_OWNER on Users\alice\Software\App"
+    );
+    assert_eq!(store.seq(), seq + 2);
+    // The store's owner (an administrator, or the system) holds SeRestorePrivilege.
+    store.ok(&["owner", alices, "bob"]);
+    assert_eq!(store.sddl(alices), format!("O:bob{dacl}"));
+    // Owning a key gives READ_CONTROL and WRITE_DAC, not WRITE_OWNER.
+    let theirs = r"HKLM\Software\Theirs";
+    store.ok(&["add", theirs]);
+    store.ok(&["acl", "set", theirs, "O:alice"]);
+    assert_eq!(
+        store.error_as("alice", &["owner", theirs, "alice"]),
+        r"access denied: alice lacks WRITE_OWNER on Machine\Software\Theirs"
+    );
+    let creator = expected_principal(store.tmp.path());
+    let owned = format!("O:alice{}\n", machine_child_dacl(creator));
+    assert_eq!(store.ok_as("alice", &["acl", "get", theirs]), owned);
+}
+
+#[test]
+fn a_denied_change_commits_nothing_and_names_the_missing_rights() {
+    let store = Store::new();
+    store.set(APP, "Name", "REG_SZ", "hello");
+    let seq = store.seq();
+    let app = r"Machine\Software\Contoso\App";
+    let cases: [(&[&str], String); 7] = [
+        (
+            &["add", APP, "-v", "Name", "-d", "changed"],
+            format!("KEY_SET_VALUE on {app}"),
+        ),
+        (
+            &["delete", APP, "-v", "Name"],
+            format!("KEY_SET_VALUE on {app}"),
+        ),
+        (&["delete", APP, "--va"], format!("KEY_SET_VALUE on {app}")),
+        (&["delete", APP], format!("DELETE on {app}")),
+        (
+            &["add", &format!(r"{APP}\Sub")],
+            format!("KEY_CREATE_SUB_KEY on {app}"),
+        ),
+        (
+            &["acl", "set", APP, "D:(A;;KA;;;WD)"],
+            format!("WRITE_DAC on {app}"),
+        ),
+        (
+            &["add", r"HKLM\Software\Link", "--link", APP],
+            r"KEY_CREATE_SUB_KEY | KEY_CREATE_LINK on Machine\Software".to_string(),
+        ),
+    ];
+    for (args, missing) in cases {
+        let message = store.error_as("alice", args);
+        assert_eq!(
+            message,
+            format!("access denied: alice lacks {missing}"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(store.seq(), seq, "a denied change committed");
+    // Alice may still read it, and it is as it was.
+    let name = key_block(APP_PATH, &[("Name", "REG_SZ", "hello")]) + "\n";
+    assert_eq!(store.ok_as("alice", &["query", APP, "-v", "Name"]), name);
+    assert_eq!(
+        store.sddl(APP),
+        machine_child_sddl(expected_principal(store.tmp.path()))
+    );
+}
+
+#[test]
+fn a_user_writes_under_her_own_hkcu_and_others_may_not_read_it() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    store.ok_as(
+        "alice",
+        &["add", r"HKCU\Software\App", "-v", "Theme", "-d", "dark"],
+    );
+    let path = r"HKEY_USERS\alice\Software\App";
+    let theme = key_block(path, &[("Theme", "REG_SZ", "dark")]);
+    assert_eq!(
+        store.ok_as("alice", &["query", r"HKCU\Software\App"]),
+        theme
+    );
+    // Her key was made for her on her first write: hers, protected from what Users allows.
+    assert_eq!(
+        store.sddl(r"HKU\alice"),
+        "O:aliceD:P(A;CI;KA;;;alice)(A;CI;KA;;;SY)(A;CI;KA;;;BA)"
+    );
+    let log = store.ok(&["log", "--from", "2"]);
+    let mut lines = log.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("seq 2  ") && header.ends_with("  alice"),
+        "{log}"
+    );
+    let ops: Vec<&str> = lines.collect();
+    assert_eq!(
+        ops,
+        [
+            r"  create key    Users\alice",
+            r"  set security  Users\alice    O:aliceD:P(A;CI;KA;;;alice)(A;CI;KA;;;SY)(A;CI;KA;;;BA)",
+            r"  create key    Users\alice\Software",
+            r"  create key    Users\alice\Software\App",
+            r"  set value     Users\alice\Software\App    Theme    REG_SZ    dark",
+        ]
+    );
+    // Bob may neither read nor write it; his own HKCU is another key.
+    let app = r"HKU\alice\Software\App";
+    assert_eq!(
+        store.error_as("bob", &["query", app]),
+        r"access denied: bob lacks KEY_READ on Users\alice\Software\App"
+    );
+    assert_eq!(
+        store.error_as("bob", &["query", r"HKU\alice"]),
+        r"access denied: bob lacks KEY_READ on Users\alice"
+    );
+    assert_eq!(
+        store.error_as("bob", &["add", app, "-v", "Theme", "-d", "light"]),
+        r"access denied: bob lacks KEY_SET_VALUE on Users\alice\Software\App"
+    );
+    store.not_found(&["--as", "bob", "query", r"HKCU\Software\App"]);
+    assert_eq!(store.seq(), 2);
+    // The administrators and the system may.
+    assert_eq!(store.ok(&["query", app]), theme);
+}
+
+#[test]
+fn as_needs_the_real_callers_impersonate_privilege() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    let real = expected_principal(store.tmp.path());
+    // Administrators hold it by default, and whoever owns the store's files is one.
+    assert_eq!(store.ok_as("alice", &["query", "HKU"]), "\nHKEY_USERS\n");
+    let message = store.error_as("S-1-x", &["query", "HKU"]);
+    assert!(
+        message.starts_with(r#"invalid principal "S-1-x""#),
+        "{message}"
+    );
+    // Now only a principal nobody acts as holds it.
+    store.set(
+        PRIVILEGES_KEY,
+        "SeImpersonatePrivilege",
+        "REG_MULTI_SZ",
+        "nobody",
+    );
+    let seq = store.seq();
+    if real == SYSTEM {
+        // The system holds every privilege whatever the configuration says.
+        assert_eq!(store.ok_as("alice", &["query", "HKU"]), "\nHKEY_USERS\n");
+    } else {
+        let message = store.error_as("alice", &["add", r"HKLM\Software\Impersonated"]);
+        assert_eq!(
+            message,
+            format!("--as alice needs SeImpersonatePrivilege, which {real} does not hold")
+        );
+        assert_eq!(store.seq(), seq);
+    }
+}
+
+#[test]
+fn log_needs_the_security_privilege() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    let refused = "alice does not hold SeSecurityPrivilege, which reading the history requires";
+    assert_eq!(store.error_as("alice", &["log"]), refused);
+    assert_eq!(store.error_as("alice", &["log", "--json"]), refused);
+    // Granted by name (and kept for the administrators, the store's owner among them).
+    store.set(
+        PRIVILEGES_KEY,
+        "SeSecurityPrivilege",
+        "REG_MULTI_SZ",
+        r"bob\0BA",
+    );
+    let log = store.ok_as("bob", &["log", "--from", "2"]);
+    assert!(log.starts_with("seq 2  "), "{log}");
+    assert_eq!(store.error_as("alice", &["log"]), refused);
+    store.ok(&["log", "--from", "2"]);
+}
+
+#[test]
+fn a_group_in_the_configuration_gives_its_members_its_rights() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    let create = ["layers", "create", "corp", "--precedence", "10"];
+    let message = store.error_as("alice", &create);
+    assert!(
+        message.starts_with("access denied: alice lacks ")
+            && message.ends_with(" on Machine (needed to create or drop a layer)"),
+        "{message}"
+    );
+    // Alice, an administrator, has full control of Machine and holds SeSecurityPrivilege.
+    store.set(GROUPS_KEY, "BA", "REG_MULTI_SZ", "alice");
+    assert_eq!(store.ok_as("alice", &create), "");
+    let log = store.ok_as("alice", &["log", "--from", "3"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].starts_with("seq 3  ") && lines[0].ends_with("  alice"),
+        "{log}"
+    );
+    assert_eq!(lines[1], "  create layer  corp    precedence 10");
+}
+
+#[test]
+fn layers_are_listed_created_and_refused_when_they_would_collide() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    assert_eq!(
+        store.ok(&["layers"]),
+        layers_listing(&[(65535, "policy"), (0, "base")])
+    );
+    for (name, precedence) in [("corp", "100"), ("low", "1"), ("high", "65534")] {
+        let args = ["layers", "create", name, "--precedence", precedence];
+        assert_eq!(store.ok(&args), "");
+    }
+    let seq = store.seq();
+    let cases = [
+        (
+            "team",
+            "100",
+            r#"precedence 100 belongs to layer "corp"; precedences are unique"#,
+        ),
+        ("corp", "7", r#"layer "corp" exists already"#),
+        (
+            "top",
+            "65535",
+            r#"precedence 65535 belongs to layer "policy""#,
+        ),
+        ("bottom", "0", r#"precedence 0 belongs to layer "base""#),
+        ("bad name", "5", r#"invalid layer name "bad name""#),
+    ];
+    for (name, precedence, expected) in cases {
+        let message = store.error(&["layers", "create", name, "--precedence", precedence]);
+        assert!(message.starts_with(expected), "{name}: {message}");
+    }
+    store
+        .run(&["layers", "create", "huge", "--precedence", "65536"])
+        .usage_error();
+    let message = store.error_as("alice", &["layers", "create", "mine", "--precedence", "5"]);
+    assert!(
+        message.starts_with("access denied: alice lacks "),
+        "{message}"
+    );
+    assert_eq!(store.seq(), seq, "a refused layer committed");
+    // Anyone may list them.
+    let all = [
+        (65535, "policy"),
+        (65534, "high"),
+        (100, "corp"),
+        (1, "low"),
+        (0, "base"),
+    ];
+    assert_eq!(store.ok_as("alice", &["layers"]), layers_listing(&all));
+}
+
+/// `LAYERED` with `Color` in base, corp (precedence 100) and policy, `Only` in base, `Size`
+/// in corp.
+fn store_with_layers() -> Store {
+    let store = Store::new();
+    store.ok(&["init"]);
+    store.ok(&["layers", "create", "corp", "--precedence", "100"]);
+    store.set(LAYERED, "Color", "REG_SZ", "blue");
+    store.ok(&[
+        "add", LAYERED, "-v", "Color", "-d", "red", "--layer", "corp",
+    ]);
+    store.ok(&[
+        "add", LAYERED, "-v", "Color", "-d", "green", "--layer", "policy",
+    ]);
+    store.ok(&[
+        "add",
+        LAYERED,
+        "-v",
+        "Size",
+        "-t",
+        "REG_DWORD",
+        "-d",
+        "3",
+        "--layer",
+        "corp",
+    ]);
+    store.set(LAYERED, "Only", "REG_SZ", "base");
+    store
+}
+
+/// The key `store_with_layers` fills, and the path `query` prints for it.
+const LAYERED: &str = r"HKLM\Software\Layered";
+const LAYERED_PATH: &str = r"HKEY_LOCAL_MACHINE\Software\Layered";
+
+#[test]
+fn query_shows_the_highest_layers_values_or_one_layers_or_every_layers() {
+    let store = store_with_layers();
+    let effective = [
+        ("Color", "REG_SZ", "green"),
+        ("Only", "REG_SZ", "base"),
+        ("Size", "REG_DWORD", "0x3"),
+    ];
+    assert_eq!(
+        store.ok(&["query", LAYERED]),
+        key_block(LAYERED_PATH, &effective)
+    );
+    assert_eq!(
+        store.ok(&["query", LAYERED, "--layer", "corp"]),
+        key_block(
+            LAYERED_PATH,
+            &[("Color", "REG_SZ", "red"), ("Size", "REG_DWORD", "0x3")]
+        )
+    );
+    assert_eq!(
+        store.ok(&["query", LAYERED, "--layer", "base", "-v", "Color"]),
+        key_block(LAYERED_PATH, &[("Color", "REG_SZ", "blue")]) + "\n"
+    );
+    let color = [
+        "    Color\n".to_string(),
+        stack_line("policy", "REG_SZ", "green", "effective"),
+        stack_line("corp", "REG_SZ", "red", "shadowed"),
+        stack_line("base", "REG_SZ", "blue", "shadowed"),
+    ]
+    .concat();
+    let stack = [
+        format!("\n{LAYERED_PATH}\n"),
+        color.clone(),
+        "    Only\n".to_string(),
+        stack_line("base", "REG_SZ", "base", "effective"),
+        "    Size\n".to_string(),
+        stack_line("corp", "REG_DWORD", "0x3", "effective"),
+    ]
+    .concat();
+    assert_eq!(store.ok(&["query", LAYERED, "--stack"]), stack);
+    assert_eq!(
+        store.ok(&["query", LAYERED, "--stack", "-v", "Color"]),
+        format!("\n{LAYERED_PATH}\n{color}")
+    );
+    let json = store.json(&["query", LAYERED, "--layer", "corp", "--json"]);
+    let names: Vec<&Json> = json_values(&json).iter().map(|v| &v["name"]).collect();
+    assert_eq!(names, ["Color", "Size"]);
+}
+
+#[test]
+fn delete_in_a_layer_lets_the_lower_layers_show_through() {
+    let store = store_with_layers();
+    let seq = store.seq();
+    let color = |data: &str| key_block(LAYERED_PATH, &[("Color", "REG_SZ", data)]) + "\n";
+    store.ok(&["delete", LAYERED, "-v", "Color", "--layer", "policy"]);
+    assert_eq!(store.ok(&["query", LAYERED, "-v", "Color"]), color("red"));
+    store.ok(&["delete", LAYERED, "-v", "Color", "--layer", "corp"]);
+    assert_eq!(store.ok(&["query", LAYERED, "-v", "Color"]), color("blue"));
+    assert_eq!(store.seq(), seq + 2);
+    // A layer without the value has nothing to delete, whatever the others hold.
+    let message = store.error(&["delete", LAYERED, "-v", "Only", "--layer", "corp"]);
+    assert!(
+        message.contains(r#"value "Only" does not exist"#),
+        "{message}"
+    );
+    // --va in a layer empties that layer only.
+    store.ok(&["delete", LAYERED, "--va", "--layer", "corp"]);
+    assert_eq!(
+        store.ok(&["query", LAYERED]),
+        key_block(
+            LAYERED_PATH,
+            &[("Color", "REG_SZ", "blue"), ("Only", "REG_SZ", "base")]
+        )
+    );
+    assert_eq!(
+        store.ok(&["query", LAYERED, "--layer", "corp"]),
+        format!("\n{LAYERED_PATH}\n")
+    );
+}
+
+#[test]
+fn an_unknown_layer_is_an_error_naming_the_layers_there_are() {
+    let store = store_with_layers();
+    let seq = store.seq();
+    let expected = r#"layer "nope" does not exist (layers: policy, corp, base)"#;
+    let cases: [&[&str]; 3] = [
+        &["add", LAYERED, "-v", "Color", "-d", "x", "--layer", "nope"],
+        &["delete", LAYERED, "-v", "Color", "--layer", "nope"],
+        &["query", LAYERED, "-v", "Color", "--layer", "nope"],
+    ];
+    for args in cases {
+        assert_eq!(store.error(args), expected, "{args:?}");
+    }
+    assert_eq!(store.seq(), seq);
+}
+
+#[test]
+fn dropping_a_layer_drops_its_values_in_one_transaction() {
+    let store = store_with_layers();
+    let seq = store.seq();
+    assert_eq!(store.ok(&["layers", "drop", "corp"]), "");
+    assert_eq!(store.seq(), seq + 1);
+    assert_eq!(
+        store.ok(&["layers"]),
+        layers_listing(&[(65535, "policy"), (0, "base")])
+    );
+    assert_eq!(
+        store.ok(&["query", LAYERED]),
+        key_block(
+            LAYERED_PATH,
+            &[("Color", "REG_SZ", "green"), ("Only", "REG_SZ", "base")]
+        )
+    );
+    // The past still holds them.
+    let before = seq.to_string();
+    assert_eq!(
+        store.ok(&["query", LAYERED, "-v", "Size", "--at-seq", &before]),
+        key_block(LAYERED_PATH, &[("Size", "REG_DWORD", "0x3")]) + "\n"
+    );
+    // A new layer of the same name starts empty.
+    store.ok(&["layers", "create", "corp", "--precedence", "5"]);
+    assert_eq!(
+        store.ok(&["query", LAYERED, "--layer", "corp"]),
+        format!("\n{LAYERED_PATH}\n")
+    );
+    let seq = store.seq();
+    for builtin in ["base", "policy"] {
+        let message = store.error(&["layers", "drop", builtin]);
+        let expected = format!("layer {builtin:?} is built in and cannot be dropped");
+        assert_eq!(message, expected);
+    }
+    let message = store.error(&["layers", "drop", "nope"]);
+    assert_eq!(
+        message,
+        r#"layer "nope" does not exist (layers: policy, corp, base)"#
+    );
+    let message = store.error_as("alice", &["layers", "drop", "corp"]);
+    assert!(
+        message.starts_with("access denied: alice lacks "),
+        "{message}"
+    );
+    assert_eq!(store.seq(), seq, "a refused drop committed");
+}
+
+#[test]
+fn a_volatile_key_is_gone_by_the_next_command() {
+    let store = Store::new();
+    store.ok(&["init"]);
+    let key = r"HKLM\Software\Volatile\Deep";
+    assert_eq!(
+        store.ok(&["add", key, "--volatile", "-v", "x", "-d", "1"]),
+        ""
+    );
+    // The transaction took a sequence number, but nothing of the key reached the journal.
+    assert_eq!(store.seq(), 2);
+    store.not_found(&["query", key]);
+    // The parents it created were volatile too.
+    store.not_found(&["query", r"HKLM\Software\Volatile"]);
+    store.not_found(&["query", r"HKLM\Software"]);
+    let verified = store.ok(&["verify"]);
+    assert!(verified.starts_with("ok: 2 transactions, "), "{verified}");
+    let empty = store.json(&["log", "--json", "--from", "2"]);
+    assert_eq!(empty["seq"], 2);
+    assert_eq!(empty["ops"], json!([]));
+}
+
+/// The target of the link `LINK`, with a value, and `LINK`.
+fn store_with_link() -> Store {
+    let store = Store::new();
+    store.set(TARGET, "T", "REG_SZ", "real");
+    assert_eq!(store.ok(&["add", LINK, "--link", TARGET]), "");
+    store
+}
+
+const TARGET: &str = r"HKLM\Software\Target";
+const TARGET_PATH: &str = r"HKEY_LOCAL_MACHINE\Software\Target";
+const LINK: &str = r"HKLM\Software\Link";
+
+#[test]
+fn a_link_redirects_opens_to_its_target() {
+    let store = store_with_link();
+    let link_path = r"HKEY_LOCAL_MACHINE\Software\Link";
+    assert_eq!(
+        store.ok(&["query", LINK]),
+        key_block(link_path, &[("T", "REG_SZ", "real")])
+    );
+    // A key created through the link is created under the target.
+    store.set(&format!(r"{LINK}\Sub"), "s", "REG_DWORD", "1");
+    assert_eq!(
+        store.ok(&["query", TARGET, "-s"]),
+        [
+            key_block(TARGET_PATH, &[("T", "REG_SZ", "real")]),
+            key_block(&format!(r"{TARGET_PATH}\Sub"), &[("s", "REG_DWORD", "0x1")]),
+        ]
+        .concat()
+    );
+    // Deleting the link deletes the link, not its target.
+    assert_eq!(store.ok(&["delete", LINK]), "");
+    store.not_found(&["query", LINK]);
+    assert_eq!(
+        store.ok(&["query", TARGET]),
+        key_block(TARGET_PATH, &[("T", "REG_SZ", "real")]) + &format!("\n{TARGET_PATH}\\Sub\n")
+    );
+    store.ok(&["verify"]);
+}
+
+#[test]
+fn link_loops_existing_keys_and_bad_targets_are_errors() {
+    let store = store_with_link();
+    let (a, b) = (r"HKLM\Software\A", r"HKLM\Software\B");
+    store.ok(&["add", a, "--link", b]);
+    // A dangling link: the target does not exist (yet).
+    store.not_found(&["query", a]);
+    store.ok(&["add", b, "--link", a]);
+    let seq = store.seq();
+    let loops: [(&[&str], &str); 3] = [
+        (&["query", a], r"Machine\Software\A"),
+        (&["query", b], r"Machine\Software\B"),
+        (&["add", r"HKLM\Software\A\x"], r"Machine\Software\A\x"),
+    ];
+    for (args, opened) in loops {
+        let expected = format!(
+            "opening {opened} follows more than 32 links (LINK_HOPS_MAX); is there a loop?"
+        );
+        assert_eq!(store.error(args), expected, "{args:?}");
+    }
+    assert_eq!(
+        store.error(&["add", TARGET, "--link", a]),
+        r"key Machine\Software\Target exists already"
+    );
+    let bad = r"HKLM\Software\Bad";
+    let cases = [
+        (r"Nowhere\x", r#"unknown root key "Nowhere""#),
+        ("", "empty key path"),
+        (r"HKLM\\x", "empty key name"),
+    ];
+    for (target, reason) in cases {
+        let message = store.error(&["add", bad, "--link", target]);
+        assert!(
+            message.contains("has an invalid target: "),
+            "{target:?}: {message}"
+        );
+        assert!(message.contains(reason), "{target:?}: {message}");
+    }
+    assert_eq!(store.seq(), seq, "a refused link committed");
+    store.not_found(&["query", bad]);
+    // A loop of links can still be deleted, link by link.
+    store.ok(&["delete", a]);
+    store.not_found(&["query", b]);
+    store.ok(&["delete", b]);
+}
+
+#[test]
+fn log_prints_layers_security_and_links_as_text_and_json() {
+    let store = Store::new();
+    let creator = expected_principal(store.tmp.path());
+    let (key, link) = (r"HKLM\Software\T", r"HKLM\Software\L");
+    store.ok(&["init"]);
+    store.ok(&["layers", "create", "corp", "--precedence", "100"]); // 2
+    store.set(key, "V", "REG_SZ", "base"); // 3
+    store.ok(&["add", key, "-v", "V", "-d", "corp", "--layer", "corp"]); // 4
+    store.ok(&["delete", key, "-v", "V", "--layer", "corp"]); // 5
+    store.ok(&["acl", "set", key, "D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)"]); // 6
+    store.ok(&["add", link, "--link", key]); // 7
+    store.ok(&["layers", "drop", "corp"]); // 8
+    let owner = sddl_account(creator);
+    let sddl = format!("O:{owner}D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)");
+    // A link names its target in the value Windows uses, as UTF-16 without a terminator.
+    let target = r"Machine\Software\T";
+    let target_hex = utf16_hex(&[target]);
+    let target_hex = target_hex.strip_suffix("0000").expect("NUL-terminated");
+    let out = store.ok(&["log", "--from", "2"]);
+    let ops: Vec<&str> = out.lines().filter(|l| !l.starts_with("seq ")).collect();
+    let set_security = format!(r"  set security  Machine\Software\T    {sddl}");
+    let link_value = format!(
+        r"  set value     Machine\Software\L    SymbolicLinkValue    REG_LINK    {target_hex}"
+    );
+    assert_eq!(
+        ops,
+        [
+            "  create layer  corp    precedence 100",
+            r"  create key    Machine\Software",
+            r"  create key    Machine\Software\T",
+            r"  set value     Machine\Software\T    V    REG_SZ    base",
+            r"  set value     Machine\Software\T    V    REG_SZ    corp",
+            r"  delete value  Machine\Software\T    V",
+            &set_security,
+            r"  create key    Machine\Software\L",
+            r"  mark link     Machine\Software\L",
+            &link_value,
+            "  drop layer    corp",
+        ]
+    );
+    let out = store.ok(&["log", "--json", "--from", "2"]);
+    let txns: Vec<Json> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let path = r"Machine\Software\T";
+    let corp = value_json("V", "REG_SZ", 1, json!("corp"), &utf16_hex(&["corp"]));
+    let link_json = value_json(
+        "SymbolicLinkValue",
+        "REG_LINK",
+        6,
+        json!(target_hex),
+        target_hex,
+    );
+    let expected = [
+        json!([{ "op": "create_layer", "name": "corp", "precedence": 100 }]),
+        json!([
+            { "op": "create_key", "path": r"Machine\Software" },
+            { "op": "create_key", "path": path },
+            {
+                "op": "set_value", "path": path, "layer": "base",
+                "value": value_json("V", "REG_SZ", 1, json!("base"), &utf16_hex(&["base"])),
+            },
+        ]),
+        json!([{ "op": "set_value", "path": path, "layer": "corp", "value": corp }]),
+        json!([{ "op": "delete_value", "path": path, "layer": "corp", "name": "V" }]),
+        json!([{ "op": "set_security", "path": path, "sddl": sddl }]),
+        json!([
+            { "op": "create_key", "path": r"Machine\Software\L" },
+            { "op": "mark_link", "path": r"Machine\Software\L" },
+            { "op": "set_value", "path": r"Machine\Software\L", "layer": "base", "value": link_json },
+        ]),
+        json!([{ "op": "drop_layer", "name": "corp" }]),
+    ];
+    assert_eq!(txns.len(), expected.len(), "{out}");
+    for ((txn, ops), seq) in txns.iter().zip(expected).zip(2..) {
+        assert_eq!(txn["seq"], seq);
+        assert_eq!(txn["principal"], creator);
+        assert_eq!(txn["ops"], ops, "{txn}");
+    }
 }
 
 #[test]
