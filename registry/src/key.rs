@@ -397,6 +397,28 @@ impl Key {
         txn::commit(&self.inner, &self.session, intents)
     }
 
+    /// Whether this handle is a link key itself (opened with [`Key::open_subkey_link`]; an
+    /// ordinary open goes through a link to its target).
+    pub fn is_link(&self) -> Result<bool> {
+        let seq = self.seq();
+        let state = self.state(seq)?;
+        Ok(state.index.attrs_at(self.node, seq).is_link())
+    }
+
+    /// Opens the key `relative` names below this one for reading, without following it if it
+    /// is a link (as Windows' REG_OPTION_OPEN_LINK): its own values, such as its target.
+    pub fn open_subkey_link(&self, relative: &str) -> Result<Key> {
+        self.state(self.seq())?;
+        Key::open(
+            self.inner.clone(),
+            self.session.clone(),
+            &self.below(relative, false)?,
+            Access::KEY_READ,
+            self.at,
+            true,
+        )
+    }
+
     /// Opens a key below this one for reading (`relative` may hold several names: `a\b`).
     pub fn open_subkey(&self, relative: &str) -> Result<Key> {
         self.open_subkey_with(relative, Access::KEY_READ)
@@ -435,14 +457,22 @@ impl Key {
     pub fn create_subkey_with(&self, relative: &str, options: &CreateOptions) -> Result<Key> {
         self.needs(Access::KEY_CREATE_SUB_KEY)?;
         let open_link = options.link.is_some();
-        let options = Arc::new(options.checked()?);
-        self.change_below(relative, true, |path| Intent::CreateKey { path, options })?;
+        let path = self.below(relative, true)?;
+        let options = Arc::new(options.checked(&path)?);
+        self.writable()?;
+        self.commit(&[
+            Intent::Require(self.target()),
+            Intent::CreateKey {
+                path: Arc::new(path.clone()),
+                options,
+            },
+        ])?;
         match &self.classes {
             Some(_) if !open_link => self.open_subkey_with(relative, Access::MAXIMUM_ALLOWED),
             _ => Key::open(
                 self.inner.clone(),
                 self.session.clone(),
-                &self.below(relative, true)?,
+                &path,
                 Access::MAXIMUM_ALLOWED,
                 None,
                 open_link,

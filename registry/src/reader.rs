@@ -126,17 +126,15 @@ pub(crate) fn get(
     read_value(inner, stored)
 }
 
-/// Hands the type and bytes of the effective value `name` of the key at `path` to `visit`.
-pub(crate) fn with_value<R>(
+/// Where the effective value `name` of the key at `path` is, as of `at` (for `visit_value`).
+pub(crate) fn effective(
     inner: &Inner,
     session: &Session,
     path: &str,
     name: &str,
     at: Seq,
-    visit: impl FnOnce(ValueType, &[u8]) -> R,
-) -> Result<R> {
-    let stored = stored_by_path(inner, session, path, name, None, at)?;
-    visit_value(inner, stored, visit)
+) -> Result<Stored> {
+    stored_by_path(inner, session, path, name, None, at)
 }
 
 /// Value `name` of the key at `node` as `sel` picks it, as of `at`, checking and folding the

@@ -346,7 +346,7 @@ impl Store {
         let path = Arc::new(target);
         self.commit(&[Intent::CreateKey {
             path: path.clone(),
-            options: Arc::new(options.checked()?),
+            options: Arc::new(options.checked(&path)?),
         }])?;
         let open_link = options.link.is_some();
         if let Some(classes) = classes.filter(|_| !open_link) {
@@ -449,11 +449,13 @@ impl Store {
         read: impl FnOnce(ValueType, &[u8]) -> R,
     ) -> Result<R> {
         let at = self.inner.visible();
-        if ClassesPath::parse(path, self.principal())?.is_some() {
-            let value = self.read(path, name, None, at)?;
-            return Ok(read(value.ty, &value.data));
+        match reader::effective(&self.inner, &self.session, path, name, at) {
+            Err(Error::ClassesView { .. }) => {
+                let value = self.read(path, name, None, at)?;
+                Ok(read(value.ty, &value.data))
+            }
+            stored => reader::visit_value(&self.inner, stored?, read),
         }
-        reader::with_value(&self.inner, &self.session, path, name, at, read)
     }
 
     /// The security descriptor of the key at `path` (needs `READ_CONTROL`).

@@ -78,9 +78,10 @@ pub(crate) struct Create {
 }
 
 impl CreateOptions {
-    pub(crate) fn checked(&self) -> Result<Create> {
+    /// The options checked, for creating the key at `path`.
+    pub(crate) fn checked(&self, path: &KeyPath) -> Result<Create> {
         let link = match &self.link {
-            Some(target) => Some(Arc::new(parse_target("the new link", target)?)),
+            Some(target) => Some(Arc::new(parse_target(&path.to_string(), target)?)),
             None => None,
         };
         if let Some(security) = &self.security {
@@ -224,7 +225,7 @@ impl Transaction {
         options: &CreateOptions,
     ) -> Result<&mut Transaction> {
         let path = self.path_for(path, true)?;
-        let options = Arc::new(options.checked()?);
+        let options = Arc::new(options.checked(&path)?);
         self.intents.push(Intent::CreateKey { path, options });
         Ok(self)
     }

@@ -26,9 +26,10 @@ pub struct Privileges(pub u8);
 impl Privileges {
     /// None.
     pub const NONE: Privileges = Privileges(0);
-    /// SeBackupPrivilege: read any key (for backups).
+    /// SeBackupPrivilege: read every key for a backup, whatever its descriptor (it opens no
+    /// key by itself: an ordinary read is checked against the descriptor as for anyone).
     pub const BACKUP: Privileges = Privileges(1);
-    /// SeRestorePrivilege: write any key (for restores).
+    /// SeRestorePrivilege: write every key in a restore, and make anyone a key's owner.
     pub const RESTORE: Privileges = Privileges(2);
     /// SeTakeOwnershipPrivilege: WRITE_OWNER on any key.
     pub const TAKE_OWNERSHIP: Privileges = Privileges(4);

@@ -1,6 +1,6 @@
 //! `hivelog acl get|set` and `hivelog owner`: a key's security descriptor as SDDL.
 
-use hivelog::{Sddl, sddl};
+use hivelog::{Sddl, principals, sddl};
 
 use crate::AclCommand;
 use crate::store_dir::{Ctx, Failure, check_path, open_existing_write, open_read};
@@ -21,7 +21,13 @@ pub(crate) fn acl(ctx: &Ctx, command: &AclCommand) -> Result<(), Failure> {
 }
 
 pub(crate) fn owner(ctx: &Ctx, key: &str, principal: &str) -> Result<(), Failure> {
-    let change = sddl::parse(&format!("O:{principal}"))?;
+    // Checked as a principal, not spliced into SDDL: `BAD:P` is no owner.
+    principals::check_principal(principal)?;
+    let owner = principals::alias_to_sid(principal).unwrap_or(principal);
+    let change = Sddl {
+        owner: Some(owner.to_string()),
+        ..Sddl::default()
+    };
     set(ctx, key, &change)
 }
 

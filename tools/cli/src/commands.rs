@@ -157,7 +157,6 @@ fn values(key: &Key, layer: Option<&str>) -> hivelog::Result<Vec<(String, Value)
 /// `query --stack`: for each value (or the one named), every layer's version, the
 /// effective one first.
 fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
-    writeln!(out, "\n{}", key.windows_path())?;
     let names: Vec<String> = match only {
         Some(name) => vec![name.to_string()],
         None => key
@@ -166,6 +165,7 @@ fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> R
             .map(|(name, _)| name)
             .collect(),
     };
+    let mut stacks = Vec::with_capacity(names.len());
     for name in names {
         let stack = key.value_stack(&name)?;
         if stack.is_empty() && only.is_some() && !recurse {
@@ -175,6 +175,10 @@ fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> R
             }
             .into());
         }
+        stacks.push((name, stack));
+    }
+    writeln!(out, "\n{}", key.windows_path())?;
+    for (name, stack) in stacks {
         if !stack.is_empty() {
             writeln!(out, "    {}", display_name(&name))?;
         }
@@ -191,7 +195,7 @@ fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> R
     }
     if recurse {
         for sub in key.enum_keys()? {
-            print_stack(&key.open_subkey(&sub)?, only, true, out)?;
+            print_stack(&subkey(key, &sub)?, only, true, out)?;
         }
     }
     Ok(())
@@ -209,14 +213,15 @@ fn print_value(out: &mut Out, name: &str, value: &Value) -> io::Result<()> {
 
 /// `reg query KEY` and `reg query KEY /s`.
 fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
+    // Read everything before printing anything: a failed read prints only the error.
+    let (values, subkeys) = (values(key, layer)?, key.enum_keys()?);
     writeln!(out, "\n{}", key.windows_path())?;
-    for (name, value) in values(key, layer)? {
+    for (name, value) in values {
         print_value(out, &name, &value)?;
     }
-    let subkeys = key.enum_keys()?;
     if recurse {
         for name in subkeys {
-            print_key(&key.open_subkey(&name)?, layer, true, out)?;
+            print_key(&subkey(key, &name)?, layer, true, out)?;
         }
     } else {
         if !subkeys.is_empty() {
@@ -227,6 +232,12 @@ fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Re
         }
     }
     Ok(())
+}
+
+/// Subkey `name` of `key` for a recursive listing: a link is listed as itself (its own
+/// value, its target) and not followed, so a link to an ancestor cannot recurse forever.
+fn subkey(key: &Key, name: &str) -> hivelog::Result<Key> {
+    key.open_subkey_link(name)
 }
 
 /// `reg query KEY /v NAME /s`: every key of the subtree that has the value.
@@ -247,7 +258,7 @@ fn search(
         Err(error) => return Err(error.into()),
     }
     for sub in key.enum_keys()? {
-        search(&key.open_subkey(&sub)?, layer, name, found, out)?;
+        search(&subkey(key, &sub)?, layer, name, found, out)?;
     }
     Ok(())
 }
@@ -296,7 +307,7 @@ fn collect_json(
     }
     if recurse {
         for name in subkeys {
-            collect_json(&key.open_subkey(&name)?, only, layer, true, keys)?;
+            collect_json(&subkey(key, &name)?, only, layer, true, keys)?;
         }
     }
     Ok(())

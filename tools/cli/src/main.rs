@@ -165,7 +165,7 @@ pub(crate) struct QueryArgs {
     #[arg(long, value_name = "L", conflicts_with = "stack")]
     pub layer: Option<String>,
     /// Show every layer's version of each value, the effective one first
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub stack: bool,
     /// Print JSON instead of text
     #[arg(long)]

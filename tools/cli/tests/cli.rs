@@ -2213,3 +2213,85 @@ fn writer_killed_during_bench_leaves_a_store_that_reopens_and_verifies() {
     assert!(last.starts_with(&start), "{verified}");
     assert!(last.ends_with(&end), "{verified}");
 }
+
+#[test]
+fn owner_takes_a_principal_never_sddl() {
+    let store = Store::new();
+    store.set(r"HKLM\Software\K", "V", "REG_SZ", "x");
+    let before = store.sddl(r"HKLM\Software\K");
+    let seq = store.seq();
+    let message = store.error(&["owner", r"HKLM\Software\K", "BAD:P"]);
+    assert!(
+        message.contains(r#"invalid principal "BAD:P""#),
+        "{message}"
+    );
+    assert_eq!(store.seq(), seq, "nothing committed");
+    assert_eq!(store.sddl(r"HKLM\Software\K"), before);
+    store.ok(&["owner", r"HKLM\Software\K", "BA"]);
+    assert!(store.sddl(r"HKLM\Software\K").starts_with("O:BAD:"));
+}
+
+#[test]
+fn a_failed_query_prints_nothing_but_the_error() {
+    let store = Store::new();
+    store.set(r"HKLM\Software\L", "V", "REG_SZ", "x");
+    let unknown_layer = store.error(&["query", r"HKLM\Software\L", "--layer", "nope"]);
+    assert!(
+        unknown_layer.starts_with(r#"layer "nope" does not exist"#),
+        "{unknown_layer}"
+    );
+    let missing = store.error(&["query", r"HKLM\Software\L", "--stack", "-v", "Nope"]);
+    assert!(
+        missing.starts_with(r#"value "Nope" does not exist"#),
+        "{missing}"
+    );
+    let usage = store.run(&["query", r"HKLM\Software\L", "--stack", "--json"]);
+    assert!(usage.usage_error().contains("--json"));
+}
+
+#[test]
+fn a_bad_link_target_is_reported_with_the_links_path() {
+    let store = Store::new();
+    let message = store.error(&["add", r"HKLM\Software\Bad", "--link", r"Nowhere\x"]);
+    assert!(
+        message.starts_with(r"link Machine\Software\Bad has an invalid target: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_recursive_query_lists_a_link_without_following_it() {
+    let store = Store::new();
+    store.set(r"HKLM\Software\Top\Leaf", "V", "REG_DWORD", "1");
+    store.ok(&[
+        "add",
+        r"HKLM\Software\Top\Back",
+        "--link",
+        r"HKLM\Software\Top",
+    ]);
+    let out = store.ok(&["query", r"HKLM\Software\Top", "-s"]);
+    assert_eq!(
+        out,
+        [
+            "",
+            r"HKEY_LOCAL_MACHINE\Software\Top",
+            "",
+            r"HKEY_LOCAL_MACHINE\Software\Top\Back",
+            // REG_LINK is shown as its bytes, as other non-string types: UTF-16LE of
+            // Machine\Software\Top without a terminator.
+            &format!(
+                "    SymbolicLinkValue    REG_LINK    {}",
+                "Machine\\Software\\Top"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<String>()
+            ),
+            "",
+            r"HKEY_LOCAL_MACHINE\Software\Top\Leaf",
+            "    V    REG_DWORD    0x1",
+            "",
+        ]
+        .join("\n")
+    );
+}

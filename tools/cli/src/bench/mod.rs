@@ -2,6 +2,7 @@
 //! ceiling for durable appends measured in the same run.
 
 mod machine;
+mod secured;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use crate::store_dir::{Failure, fail};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    /// w1, w2, w3, w4, w5 or all (W2–W5 load the data set first, as W1 does)
+    /// w1, w2, w3, w3s (W3 with 3 layers and 4 ACEs a key, beside plain W3), w4, w5 or all
+    /// (W2–W5 load the data set first, as W1 does)
     #[arg(long, default_value = "all")]
     workload: String,
     /// Seconds each W2 run lasts
@@ -127,10 +129,10 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
-    let known = ["all", "w1", "w2", "w3", "w4", "w5"];
+    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5"];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w4, w5 or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5 or all)",
             args.workload
         )));
     }
@@ -165,7 +167,7 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let store_dir = scratch.dir.join("store");
     workloads::w1_bulk_load(&store_dir, &data, &mut report)?;
     let store = workloads::w5_reopen(&store_dir, &data, &mut report)?;
-    if wants("w3") {
+    if wants("w3") || wants("w3s") {
         let threads: Vec<usize> = args.threads.map_or(vec![1, 2], |t| vec![t]);
         for t in threads {
             workloads::w3_point_reads(&store, &data, t, &mut report)?;
@@ -175,6 +177,9 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
         workloads::w4_subtree_scan(&store, &data, &mut report)?;
     }
     drop(store);
+    if wants("w3s") {
+        secured::w3_secured(&scratch.dir.join("secured"), &data, &mut report)?;
+    }
     if wants("w2") {
         workloads::ceiling(&scratch.dir, &mut report)?;
         let threads: Vec<usize> = args.threads.map_or(vec![1, 4], |t| vec![t]);

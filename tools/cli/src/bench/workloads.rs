@@ -17,8 +17,8 @@ use super::{Report, grouped, machine};
 use crate::store_dir::{Failure, fail};
 
 const VALUES_PER_TXN: usize = 1000;
-const W3_GETS: usize = 1_000_000;
-const W3_WARMUP_GETS: usize = 200_000;
+pub(crate) const W3_GETS: usize = 1_000_000;
+pub(crate) const W3_WARMUP_GETS: usize = 200_000;
 const W3_SAMPLE_EVERY: usize = 100;
 const W4_PASSES: usize = 100;
 const CEILING_SECONDS: u64 = 3;
@@ -34,7 +34,7 @@ fn progress(len: u64, label: &'static str) -> ProgressBar {
     bar
 }
 
-fn to_value(spec: &ValueSpec) -> Value {
+pub(crate) fn to_value(spec: &ValueSpec) -> Value {
     let ty = match spec.kind {
         ValueKind::Dword => ValueType::DWORD,
         ValueKind::Qword => ValueType::QWORD,
@@ -149,7 +149,7 @@ pub(crate) fn w5_reopen(dir: &Path, data: &Dataset, report: &mut Report) -> Resu
 }
 
 /// The gets of W3, laid out in the order they are made.
-struct GetPlan {
+pub(crate) struct GetPlan {
     paths: String,
     gets: Vec<PlannedGet>,
 }
@@ -162,7 +162,7 @@ struct PlannedGet {
 }
 
 impl GetPlan {
-    fn new(data: &Dataset, count: usize, seed: u64) -> GetPlan {
+    pub(crate) fn new(data: &Dataset, count: usize, seed: u64) -> GetPlan {
         let mut rng = SplitMix64::new(seed);
         let mut paths = String::new();
         let mut gets = Vec::with_capacity(count);
@@ -227,13 +227,31 @@ pub(crate) fn w3_point_reads(
     report: &mut Report,
 ) -> Result<(), Failure> {
     let plan = GetPlan::new(data, W3_WARMUP_GETS + W3_GETS, 0x3333 + threads as u64);
-    run_gets(store, &plan, 0, W3_WARMUP_GETS, false)?;
+    let (rate, p50, p99) = w3_figures(store, &plan, threads)?;
+    println!(
+        "W3 point reads, {threads} thr   {:>12} gets/s     p50 {p50:.2} us, p99 {p99:.2} us",
+        grouped(rate),
+    );
+    let suffix = thread_count(threads);
+    report.add("W3", format!("gets/s, {suffix}"), rate, "gets/s");
+    report.add("W3", format!("p50 us, {suffix}"), p50, "us");
+    report.add("W3", format!("p99 us, {suffix}"), p99, "us");
+    Ok(())
+}
+
+/// Runs the warm-up gets of `plan`, then the timed ones on `threads` threads: gets/s, and the
+/// p50 and p99 latency in microseconds.
+pub(crate) fn w3_figures(
+    store: &Store,
+    plan: &GetPlan,
+    threads: usize,
+) -> Result<(f64, f64, f64), Failure> {
+    run_gets(store, plan, 0, W3_WARMUP_GETS, false)?;
     let per_thread = W3_GETS / threads;
     let start = Instant::now();
     let results: Vec<Result<Vec<u64>, Failure>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (plan, store) = (&plan, store);
                 let from = W3_WARMUP_GETS + t * per_thread;
                 // Named, so a profile can pick the readers out.
                 std::thread::Builder::new()
@@ -261,17 +279,7 @@ pub(crate) fn w3_point_reads(
     samples.sort_unstable();
     let rate = (per_thread * threads) as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (percentile(&samples, 0.50), percentile(&samples, 0.99));
-    println!(
-        "W3 point reads, {threads} thr   {:>12} gets/s     p50 {:.2} us, p99 {:.2} us",
-        grouped(rate),
-        micros(p50),
-        micros(p99)
-    );
-    let suffix = thread_count(threads);
-    report.add("W3", format!("gets/s, {suffix}"), rate, "gets/s");
-    report.add("W3", format!("p50 us, {suffix}"), micros(p50), "us");
-    report.add("W3", format!("p99 us, {suffix}"), micros(p99), "us");
-    Ok(())
+    Ok((rate, micros(p50), micros(p99)))
 }
 
 /// W4: every value under the vendor subtree holding about 1% of the values, every byte
