@@ -11,33 +11,23 @@
 use std::path::Path;
 use std::time::Instant;
 
-use hivelog::{CreateOptions, Options, Store, SyncPolicy, sddl};
+use hivelog::{Options, Sddl, Store, SyncPolicy, sddl};
 use hivelog_workload::{Dataset, VALUES_PER_KEY};
 
 use super::workloads::{GetPlan, to_value, w3_figures};
 use super::{Report, grouped};
-use crate::store_dir::{Failure, fail};
+use crate::store_dir::Failure;
 
 const ROLE_LAYER: &str = "role";
 const ROLE_PRECEDENCE: u16 = 100;
 const KEYS_PER_TXN: usize = 100;
 
 /// The descriptor of every key of vendor `vendor`: four entries, the reader's last.
-fn descriptor(vendor: usize) -> Result<hivelog::SecurityDescriptor, Failure> {
-    let text = format!(
-        "O:SYD:P(A;;KA;;;S-1-5-21-1-2-3-{})(A;;KA;;;BA)(A;;KA;;;SY)(A;;KR;;;BU)",
+fn descriptor(vendor: usize) -> Result<Sddl, Failure> {
+    Ok(sddl::parse(&format!(
+        "O:SYD:P(A;CI;KA;;;S-1-5-21-1-2-3-{})(A;CI;KA;;;BA)(A;CI;KA;;;SY)(A;CI;KR;;;BU)",
         1000 + vendor
-    );
-    let parsed = sddl::parse(&text)?;
-    let (protected, dacl) = parsed
-        .dacl
-        .ok_or_else(|| fail("the bench's SDDL has a DACL"))?;
-    Ok(hivelog::SecurityDescriptor {
-        owner: hivelog::SYSTEM_PRINCIPAL.to_string(),
-        group: None,
-        protected,
-        dacl,
-    })
+    ))?)
 }
 
 /// The vendor number in a data-set path (`...\vendorNNN\...`).
@@ -55,20 +45,15 @@ fn load(dir: &Path, data: &Dataset) -> Result<(), Failure> {
     };
     let store = Store::open(dir, options)?;
     store.create_layer(ROLE_LAYER, ROLE_PRECEDENCE)?;
-    let descriptors: Vec<CreateOptions> = (0..100)
-        .map(|vendor| {
-            Ok(CreateOptions {
-                security: Some(descriptor(vendor)?),
-                ..CreateOptions::default()
-            })
-        })
-        .collect::<Result<_, Failure>>()?;
+    let descriptors: Vec<Sddl> = (0..100).map(descriptor).collect::<Result<_, Failure>>()?;
     for first in (0..data.keys()).step_by(KEYS_PER_TXN) {
         let mut tx = store.transaction();
         for key in first..(first + KEYS_PER_TXN).min(data.keys()) {
             let path = data.registry_path(key);
-            let options = &descriptors[vendor_of(&path) % descriptors.len()];
-            tx.create_key_with(&path, options)?;
+            tx.create_key(&path)?;
+            // Set, not given at creation: a key may exist already, as the parent of a deeper
+            // one created earlier.
+            tx.set_security(&path, &descriptors[vendor_of(&path) % descriptors.len()])?;
             for slot in 0..VALUES_PER_KEY {
                 let spec = data.value(key, slot);
                 let (name, value) = (spec.registry_name(), to_value(&spec));
