@@ -34,7 +34,7 @@ impl LinkTargets {
         self.targets.insert(id, target);
     }
 
-    pub(crate) fn get(&self, id: KeyId) -> Option<&Arc<KeyPath>> {
+    fn get(&self, id: KeyId) -> Option<&Arc<KeyPath>> {
         self.targets.get(&id)
     }
 }
@@ -67,6 +67,34 @@ pub(crate) fn link_value(target: &KeyPath) -> Value {
         .flat_map(u16::to_le_bytes)
         .collect();
     Value::new(ValueType::LINK, data)
+}
+
+/// Counts one more link followed while opening `path`; past LINK_HOPS_MAX (a loop, most
+/// likely) it is an error.
+pub(crate) fn hop(hops: &mut usize, path: &KeyPath) -> Result<()> {
+    *hops += 1;
+    if *hops > LINK_HOPS_MAX {
+        return Err(Error::TooManyLinks {
+            path: path.to_string(),
+            max: LINK_HOPS_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The target of link key `id` (`link` names it in the error, which only damage can cause).
+pub(crate) fn target_of(
+    state: &State,
+    id: KeyId,
+    link: &dyn std::fmt::Display,
+) -> Result<Arc<KeyPath>> {
+    state
+        .link_targets
+        .get(id)
+        .cloned()
+        .ok_or_else(|| Error::Damaged {
+            what: format!("the target of link {link}"),
+        })
 }
 
 /// Finds the key `path` names as of `at`, following links on the way, and the last one too if
@@ -115,21 +143,9 @@ fn walk(state: &State, path: &KeyPath, at: Seq, follow_last: bool) -> Result<Opt
             if !index.attrs_at(found, at).is_link() || (last && !follow_last) {
                 continue;
             }
-            hops += 1;
-            if hops > LINK_HOPS_MAX {
-                return Err(Error::TooManyLinks {
-                    path: path.to_string(),
-                    max: LINK_HOPS_MAX,
-                });
-            }
-            let target = state
-                .link_targets
-                .get(key.id)
-                .ok_or_else(|| Error::Damaged {
-                    what: format!("the target of link {prefix}"),
-                })?;
+            hop(&mut hops, path)?;
             let rest = names[i + 1..].join("\\");
-            current = target.join(&rest)?;
+            current = target_of(state, key.id, &prefix)?.join(&rest)?;
             continue 'hop;
         }
         return Ok(Some(node));

@@ -53,7 +53,7 @@ pub(crate) fn layer_sel(state: &State, layer: Option<&str>, at: Seq) -> Result<L
 
 /// Where value `name` of the key at `path` is, as of `at`, once the caller's
 /// KEY_QUERY_VALUE on the key is checked.
-fn stored_by_path(
+pub(crate) fn stored_by_path(
     inner: &Inner,
     session: &Session,
     path: &str,
@@ -124,17 +124,6 @@ pub(crate) fn get(
 ) -> Result<Value> {
     let stored = stored_by_path(inner, session, path, name, layer, at)?;
     read_value(inner, stored)
-}
-
-/// Where the effective value `name` of the key at `path` is, as of `at` (for `visit_value`).
-pub(crate) fn effective(
-    inner: &Inner,
-    session: &Session,
-    path: &str,
-    name: &str,
-    at: Seq,
-) -> Result<Stored> {
-    stored_by_path(inner, session, path, name, None, at)
 }
 
 /// Value `name` of the key at `node` as `sel` picks it, as of `at`, checking and folding the

@@ -449,7 +449,7 @@ impl Store {
         read: impl FnOnce(ValueType, &[u8]) -> R,
     ) -> Result<R> {
         let at = self.inner.visible();
-        match reader::effective(&self.inner, &self.session, path, name, at) {
+        match reader::stored_by_path(&self.inner, &self.session, path, name, None, at) {
             Err(Error::ClassesView { .. }) => {
                 let value = self.read(path, name, None, at)?;
                 Ok(read(value.ty, &value.data))

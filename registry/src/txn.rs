@@ -22,7 +22,7 @@ use hivelog_log::{Seq, TxnBuilder, unix_nanos_now};
 use crate::attrs::{KeyAttrs, KeyFlags};
 use crate::error::{Error, Result};
 use crate::layers::{BASE, BASE_LAYER, check_layer_name};
-use crate::links::{LINK_HOPS_MAX, LINK_VALUE_NAME, link_value, parse_target};
+use crate::links::{LINK_VALUE_NAME, hop, link_value, parse_target, target_of};
 use crate::op::{JOURNALED_KEY_FLAGS, Op, encode_descriptor, set_value_data_at};
 use crate::path::{ClassesPath, Hive, KeyPath, check_value_name};
 use crate::reader::check_access;
@@ -699,31 +699,15 @@ impl Resolver<'_, '_> {
                     node = existing;
                     continue;
                 }
-                hops += 1;
-                if hops > LINK_HOPS_MAX {
-                    return Err(Error::TooManyLinks {
-                        path: path.to_string(),
-                        max: LINK_HOPS_MAX,
-                    });
-                }
-                let target = self.link_target(existing)?;
+                hop(&mut hops, path)?;
+                let link = self.display_node(existing);
+                let target = target_of(self.state, self.alive_id(existing), &link)?;
                 let next = target.join(&names[i + 1..].join("\\"))?;
                 current = Cow::Owned(next);
                 continue 'hop;
             }
             return Ok(());
         }
-    }
-
-    fn link_target(&self, link: NodeId) -> Result<Arc<KeyPath>> {
-        let id = self.alive_id(link);
-        self.state
-            .link_targets
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::Damaged {
-                what: format!("the target of link {}", self.state.index.folded_path(link)),
-            })
     }
 
     /// Creates key `name` under `parent` (at folded path `folded`).
