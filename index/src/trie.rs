@@ -200,13 +200,21 @@ fn pick<V: Copy>(
             let slot = slots.iter().position(|slot| slot.name == name)?;
             slots[slot].chain.at(at)?.value
         }
-        // The layer id is its precedence: the highest layer holding a value wins.
-        LayerSel::Effective => slots
-            .iter()
-            .filter(|slot| slot.name == name)
-            .filter_map(|slot| Some((slot.layer, slot.chain.at(at)?.value?)))
-            .max_by_key(|&(layer, _)| layer)
-            .map(|(_, value)| value),
+        // The layer id is its precedence: the highest layer holding a value wins. A plain
+        // loop: the name compare rejects most slots, and only a higher layer's version is
+        // looked up.
+        LayerSel::Effective => {
+            let mut best: Option<(LayerId, V)> = None;
+            for slot in slots {
+                if slot.name != name || best.is_some_and(|(layer, _)| layer > slot.layer) {
+                    continue;
+                }
+                if let Some(value) = slot.chain.at(at).and_then(|version| version.value) {
+                    best = Some((slot.layer, value));
+                }
+            }
+            best.map(|(_, value)| value)
+        }
     }
 }
 

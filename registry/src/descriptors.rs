@@ -13,7 +13,7 @@ use crate::attrs::SdId;
 use crate::error::{Error, Result};
 use crate::security::{
     Access, Caller, CompiledSd, Identity, PrincipalId, Principals, SYSTEM, SecurityDescriptor,
-    access_check, compile, identity, inherited,
+    compile, identity, inherited, maximum_rights,
 };
 
 /// Most distinct descriptors a store holds at once.
@@ -32,6 +32,9 @@ pub(crate) struct Descriptors {
     /// load creates thousands of keys under a few parents, and computing the inheritance
     /// (then hashing the result to intern it) for each cost more than the key itself.
     inherited: HashMap<(SdId, PrincipalId), SdId>,
+    /// The last answer of `inherit`: a bulk load asks the same question key after key, and
+    /// comparing a short name beats hashing it.
+    last_inherited: Option<(SdId, Box<str>, SdId)>,
 }
 
 impl Descriptors {
@@ -43,6 +46,7 @@ impl Descriptors {
             entries: Vec::new(),
             ids: HashMap::new(),
             inherited: HashMap::new(),
+            last_inherited: None,
         };
         let root = SecurityDescriptor {
             owner: SYSTEM.to_string(),
@@ -81,14 +85,24 @@ impl Descriptors {
     /// creates it without naming one: the parent's inheritable entries, owned by the creator
     /// (replay computes the same, so the journal records only the key).
     pub(crate) fn inherit(&mut self, parent: SdId, creator: &str) -> Result<SdId> {
-        let principal = self.principals.intern(creator)?;
-        if let Some(&id) = self.inherited.get(&(parent, principal)) {
-            return Ok(id);
+        if let Some((last_parent, last_creator, id)) = &self.last_inherited
+            && *last_parent == parent
+            && **last_creator == *creator
+        {
+            return Ok(*id);
         }
-        let descriptor = inherited(self.get(parent), creator);
-        descriptor.validate()?;
-        let id = self.intern(descriptor)?;
-        self.inherited.insert((parent, principal), id);
+        let principal = self.principals.intern(creator)?;
+        let id = match self.inherited.get(&(parent, principal)) {
+            Some(&id) => id,
+            None => {
+                let descriptor = inherited(self.get(parent), creator);
+                descriptor.validate()?;
+                let id = self.intern(descriptor)?;
+                self.inherited.insert((parent, principal), id);
+                id
+            }
+        };
+        self.last_inherited = Some((parent, creator.into(), id));
         Ok(id)
     }
 
@@ -108,14 +122,8 @@ impl Descriptors {
         identity(caller, &mut self.principals)
     }
 
-    /// The access check: `Ok(granted)` or `Err(missing)`.
-    #[inline]
-    pub(crate) fn check(
-        &self,
-        id: SdId,
-        who: &Identity,
-        desired: Access,
-    ) -> Result<Access, Access> {
-        access_check(&self.entry(id).compiled, who, desired)
+    /// Every right descriptor `id` grants `who` (see `security::check`).
+    pub(crate) fn maximum_rights(&self, id: SdId, who: &Identity) -> Access {
+        maximum_rights(&self.entry(id).compiled, who)
     }
 }

@@ -25,6 +25,7 @@ mod classes;
 mod config;
 mod descriptors;
 mod error;
+mod grants;
 mod history;
 mod key;
 mod layers;

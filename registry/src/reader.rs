@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::links::locate;
 use crate::op::Op;
 use crate::path::{KeyPath, fold_path, fold_value_name};
-use crate::security::Access;
+use crate::security::{Access, grant};
 use crate::store::{Inner, Session, State, read_state};
 use crate::stored::Stored;
 use crate::value::{Value, ValueType};
@@ -33,14 +33,19 @@ pub(crate) fn check_access(
     desired: Access,
     path: impl FnOnce() -> String,
 ) -> Result<Access> {
-    state
-        .descriptors
-        .check(sd, &session.identity, desired)
-        .map_err(|missing| Error::AccessDenied {
-            path: path(),
-            principal: session.principal().to_string(),
-            missing: missing.to_string(),
-        })
+    let maximum = match session.grants.get(sd) {
+        Some(rights) => rights,
+        None => {
+            let rights = state.descriptors.maximum_rights(sd, &session.identity);
+            session.grants.put(sd, rights);
+            rights
+        }
+    };
+    grant(maximum, desired).map_err(|missing| Error::AccessDenied {
+        path: path(),
+        principal: session.principal().to_string(),
+        missing: missing.to_string(),
+    })
 }
 
 /// How a read picks among layers: the effective value, or one named layer as of `at`.

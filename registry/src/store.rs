@@ -15,6 +15,7 @@ use hivelog_log::{
 use crate::attrs::KeyAttrs;
 use crate::descriptors::Descriptors;
 use crate::error::{Error, Result};
+use crate::grants::Grants;
 use crate::key::Key;
 use crate::layers::{Layer, Layers};
 use crate::links::LinkTargets;
@@ -172,13 +173,19 @@ pub(crate) fn write_state(state: &ShardedLock<State>) -> ShardedLockWriteGuard<'
 pub(crate) struct Session {
     pub caller: Caller,
     pub identity: Identity,
+    /// What each descriptor grants this session, as far as it has asked.
+    pub grants: Grants,
 }
 
 impl Session {
     pub(crate) fn new(inner: &Inner, caller: Caller) -> Result<Session> {
         caller.validate()?;
         let identity = write_state(&inner.state).descriptors.identity(&caller)?;
-        Ok(Session { caller, identity })
+        Ok(Session {
+            caller,
+            identity,
+            grants: Grants::new(),
+        })
     }
 
     pub(crate) fn principal(&self) -> &str {

@@ -239,7 +239,16 @@ impl Transaction {
         name: &str,
         value: &T,
     ) -> Result<&mut Transaction> {
-        self.set_value_in(BASE_LAYER, path, name, value)
+        let path = self.path(path)?;
+        let intent = value_intent(
+            &self.inner,
+            Target::Path(path),
+            None,
+            name,
+            value.to_reg_value(),
+        )?;
+        self.intents.push(intent);
+        Ok(self)
     }
 
     /// Sets value `name` of the key at `path` in layer `layer`.
@@ -348,11 +357,21 @@ impl Transaction {
     }
 }
 
-/// Validates a value write before it joins a transaction.
+/// Validates a value write to layer `layer` before it joins a transaction.
 pub(crate) fn set_value_intent(
     inner: &Inner,
     target: Target,
     layer: &str,
+    name: &str,
+    value: Value,
+) -> Result<Intent> {
+    value_intent(inner, target, layer_name(layer)?, name, value)
+}
+
+fn value_intent(
+    inner: &Inner,
+    target: Target,
+    layer: LayerName,
     name: &str,
     value: Value,
 ) -> Result<Intent> {
@@ -366,7 +385,7 @@ pub(crate) fn set_value_intent(
     }
     Ok(Intent::SetValue {
         target,
-        layer: layer_name(layer)?,
+        layer,
         name: name.to_string(),
         value,
     })
@@ -729,7 +748,10 @@ impl Resolver<'_, '_> {
         }
         let link = options.link.as_ref().filter(|_| last);
         let creator = self.session.principal();
-        let own_home = parent == self.hive_root(Hive::Users) && fold(creator) == fold(name);
+        let index = &self.state.index;
+        let under_users =
+            index.parent(parent) == index.root() && index.folded_path(parent) == "USERS";
+        let own_home = under_users && fold(creator) == fold(name);
         if !own_home {
             let mut desired = Access::KEY_CREATE_SUB_KEY;
             if link.is_some() {
@@ -737,8 +759,8 @@ impl Resolver<'_, '_> {
             }
             self.check_node(parent, desired, || self.display_node(parent))?;
         }
+        let inherited = self.state.descriptors.inherit(parent_attrs.sd, creator)?;
         let creator = creator.to_string();
-        let inherited = self.state.descriptors.inherit(parent_attrs.sd, &creator)?;
         let explicit = if own_home {
             Some(user_home(&creator))
         } else if last && let Some(security) = &options.security {

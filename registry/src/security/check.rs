@@ -225,39 +225,40 @@ pub(crate) fn identity(caller: &Caller, principals: &mut Principals) -> Result<I
     })
 }
 
-/// Windows' access check: `Ok(granted)` or `Err(missing)`.
+/// Windows' access check in one call, `Ok(granted)` or `Err(missing)`: what the store does
+/// in two steps (the rights a descriptor grants, kept per session; then the request), for the
+/// tests' matrix.
 ///
 /// Generic rights in `desired` are mapped first. The owner holds READ_CONTROL and WRITE_DAC
 /// whatever the DACL says (so a DACL cannot lock its owner out of repairing it), and
 /// SeTakeOwnershipPrivilege grants WRITE_OWNER. Then the DACL is read in order, skipping
-/// inherit-only entries and entries for others: a deny entry refusing a right still wanted
-/// fails the check, an allow entry grants its rights, and the walk stops once everything
-/// is granted. With MAXIMUM_ALLOWED, see [`maximum_allowed`].
+/// inherit-only entries and entries for others: an allow entry grants what no earlier deny
+/// entry refused, a deny entry refuses what no earlier allow entry granted. What was asked
+/// for must all be granted. Deciding each right by the first entry that names it is what
+/// Windows' walk does too, so the answer for any request follows from the set of rights the
+/// walk grants ([`maximum_rights`]): a session computes that once per descriptor and keeps
+/// it (`grants.rs`). With MAXIMUM_ALLOWED, see [`grant`].
+#[cfg(test)]
 pub(crate) fn access_check(
     sd: &CompiledSd,
     who: &Identity,
     desired: Access,
 ) -> Result<Access, Access> {
-    let desired = desired.map_generic();
+    grant(maximum_rights(sd, who), desired)
+}
+
+/// Every right `sd` grants `who`, possibly none.
+pub(crate) fn maximum_rights(sd: &CompiledSd, who: &Identity) -> Access {
     let mut granted = implicit_rights(sd, who);
-    if desired.contains(Access::MAXIMUM_ALLOWED) {
-        return maximum_allowed(sd, who, desired.minus(Access::MAXIMUM_ALLOWED), granted);
-    }
-    let wanted = desired.0;
-    if wanted & !granted == 0 {
-        return Ok(desired);
-    }
+    let mut denied = 0u32;
     for ace in applicable(sd, who) {
         if ace.allow {
-            granted |= ace.mask;
-            if wanted & !granted == 0 {
-                return Ok(desired);
-            }
-        } else if ace.mask & wanted & !granted != 0 {
-            return Err(Access(ace.mask & wanted & !granted));
+            granted |= ace.mask & !denied;
+        } else {
+            denied |= ace.mask & !granted;
         }
     }
-    Err(Access(wanted & !granted))
+    Access(granted)
 }
 
 /// What the caller holds before the DACL is read.
@@ -281,31 +282,23 @@ fn applicable<'a>(sd: &'a CompiledSd, who: &'a Identity) -> impl Iterator<Item =
         .filter(move |ace| !ace.inherit_only && who.is(ace.principal))
 }
 
-/// Every right the caller holds: each allow entry grants what no earlier deny entry
-/// refused, each deny entry refuses what no earlier allow entry granted. The rights asked
-/// for beside MAXIMUM_ALLOWED (`required`) must all be among them. Holding nothing at all
-/// fails with KEY_READ missing, the least a caller opening a key would want.
-fn maximum_allowed(
-    sd: &CompiledSd,
-    who: &Identity,
-    required: Access,
-    implicit: u32,
-) -> Result<Access, Access> {
-    let mut granted = implicit;
-    let mut denied = 0u32;
-    for ace in applicable(sd, who) {
-        if ace.allow {
-            granted |= ace.mask & !denied;
-        } else {
-            denied |= ace.mask & !granted;
-        }
+/// The answer to a request for `desired` from a caller who holds `maximum`: `Ok(desired)`,
+/// or `Err(missing)`. MAXIMUM_ALLOWED asks for everything held (with the other rights
+/// asked for required): holding nothing at all fails with KEY_READ missing, the least a
+/// caller opening a key would want.
+#[inline]
+pub(crate) fn grant(maximum: Access, desired: Access) -> Result<Access, Access> {
+    let desired = desired.map_generic();
+    let required = desired.minus(Access::MAXIMUM_ALLOWED);
+    let missing = required.minus(maximum);
+    if !missing.is_empty() {
+        return Err(missing);
     }
-    let missing = required.0 & !granted;
-    if missing != 0 {
-        return Err(Access(missing));
+    if !desired.contains(Access::MAXIMUM_ALLOWED) {
+        return Ok(desired);
     }
-    if granted == 0 {
+    if maximum.is_empty() {
         return Err(Access::KEY_READ);
     }
-    Ok(Access(granted))
+    Ok(maximum)
 }

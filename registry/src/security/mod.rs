@@ -17,8 +17,10 @@ pub mod principals;
 pub mod sddl;
 
 pub use access::Access;
+#[cfg(test)]
+pub(crate) use check::access_check;
 pub use check::{CALLER_GROUPS_MAX, Caller, Privileges};
-pub(crate) use check::{CompiledSd, Identity, access_check, compile, identity};
+pub(crate) use check::{CompiledSd, Identity, compile, grant, identity, maximum_rights};
 pub use descriptor::{
     ACES_MAX, Ace, AceFlags, AceKind, SECURITY_DESCRIPTOR_MAX_BYTES, SecurityDescriptor, inherited,
     machine_default, user_home, users_default, with_explicit,
