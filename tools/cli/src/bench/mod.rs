@@ -176,10 +176,10 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     if wants("w4") {
         workloads::w4_subtree_scan(&store, &data, &mut report)?;
     }
-    drop(store);
     if wants("w3s") {
-        secured::w3_secured(&scratch.dir.join("secured"), &data, &mut report)?;
+        secured::w3_secured(&scratch.dir.join("secured"), &data, &store, &mut report)?;
     }
+    drop(store);
     if wants("w2") {
         workloads::ceiling(&scratch.dir, &mut report)?;
         let threads: Vec<usize> = args.threads.map_or(vec![1, 4], |t| vec![t]);
