@@ -2295,3 +2295,49 @@ fn a_recursive_query_lists_a_link_without_following_it() {
         .join("\n")
     );
 }
+
+#[test]
+fn hkcr_merges_the_users_and_the_machines_classes() {
+    let store = Store::new();
+    store.set(r"HKLM\Software\Classes\.txt", "", "REG_SZ", "txtfile");
+    store.set(
+        r"HKLM\Software\Classes\.txt",
+        "Content Type",
+        "REG_SZ",
+        "text/plain",
+    );
+    assert_eq!(
+        store.ok_as(
+            "alice",
+            &["add", r"HKCU\Software\Classes\.txt", "--ve", "-d", "mine"]
+        ),
+        ""
+    );
+    let as_alice = store.ok_as("alice", &["query", r"HKCR\.txt"]);
+    assert_eq!(
+        as_alice,
+        [
+            "",
+            r"HKEY_CLASSES_ROOT\.txt",
+            "    (Default)    REG_SZ    mine",
+            "    Content Type    REG_SZ    text/plain",
+            "",
+        ]
+        .join("\n")
+    );
+    let as_bob = store.ok_as("bob", &["query", r"HKEY_CLASSES_ROOT\.txt", "--ve"]);
+    assert!(
+        as_bob.contains("(Default)    REG_SZ    txtfile"),
+        "{as_bob}"
+    );
+    // alice's write goes to her own copy, where the key exists.
+    store.ok_as("alice", &["add", r"HKCR\.txt", "-v", "Editor", "-d", "vim"]);
+    let hers = store.ok(&["query", r"HKU\alice\Software\Classes\.txt", "-v", "Editor"]);
+    assert!(hers.contains("Editor    REG_SZ    vim"), "{hers}");
+    // bob has no copy: his write would go to the machine's, which users may not change.
+    let denied = store.error_as("bob", &["add", r"HKCR\.txt", "-v", "Editor", "-d", "x"]);
+    assert!(
+        denied.starts_with("access denied: bob lacks KEY_SET_VALUE"),
+        "{denied}"
+    );
+}
