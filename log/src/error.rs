@@ -42,13 +42,13 @@ pub enum LogError {
 
     /// One transaction does not fit in an empty segment.
     #[error(
-        "transaction of {bytes} bytes does not fit in a segment of {segment_size_bytes} bytes (segment_size_bytes is the limit)"
+        "transaction of {bytes} bytes does not fit in the largest segment, {max} bytes (SEGMENT_SIZE_MAX_BYTES)"
     )]
     TransactionTooLarge {
         /// Bytes the transaction needs.
         bytes: u64,
-        /// The segment size in force.
-        segment_size_bytes: u64,
+        /// The limit.
+        max: u64,
     },
 
     /// One transaction holds more records than the limit.

@@ -265,14 +265,25 @@ impl Journal {
     /// Seals the active segment (if any) and starts the next one. A failure leaves the disk in
     /// an unknown state, so it poisons the journal.
     pub(crate) fn roll(&self, writer: &mut MutexGuard<'_, Writer>) -> Result<(), LogError> {
-        let result = self.roll_unpoisoned(writer);
+        self.roll_to(writer, self.segment_size_bytes)
+    }
+
+    /// As `roll`, with a new segment of `capacity` bytes (larger than `segment_size_bytes`
+    /// for a transaction that needs it).
+    pub(crate) fn roll_to(
+        &self,
+        writer: &mut MutexGuard<'_, Writer>,
+        capacity: u64,
+    ) -> Result<(), LogError> {
+        let result = self.roll_unpoisoned(writer, capacity);
         if let Err(error) = &result {
             self.group.fail(error.to_string());
         }
         result
     }
 
-    fn roll_unpoisoned(&self, writer: &mut Writer) -> Result<(), LogError> {
+    fn roll_unpoisoned(&self, writer: &mut Writer, capacity: u64) -> Result<(), LogError> {
+        debug_assert!(capacity >= self.segment_size_bytes && capacity <= SEGMENT_SIZE_MAX_BYTES);
         let previous = writer.active.clone();
         if let Some(active) = &previous
             && !writer.active_sealed
@@ -287,7 +298,7 @@ impl Journal {
         let header = Header {
             number,
             first_seq: writer.next_seq,
-            capacity: self.segment_size_bytes,
+            capacity,
             created_unix_nanos: unix_nanos_now(),
         };
         let path = self.dir.join(crate::segment::file_name(header.first_seq));

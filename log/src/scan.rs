@@ -13,7 +13,7 @@ use crate::segment::HEADER_BYTES;
 use crate::{Loc, OpRef, Rejected, Seq, TxnView};
 
 /// Most Op records one transaction may hold.
-pub const RECORDS_PER_TRANSACTION_MAX: u32 = 1 << 20;
+pub const RECORDS_PER_TRANSACTION_MAX: u32 = 1 << 22;
 
 /// Damage found at an offset of a segment.
 #[derive(Debug, Clone)]

@@ -148,22 +148,41 @@ fn rollover_spreads_transactions_over_segments() {
 }
 
 #[test]
-fn a_transaction_larger_than_a_segment_is_refused_and_changes_nothing() {
+fn a_transaction_larger_than_a_segment_gets_a_segment_of_its_own() {
     let vfs = SimVfs::new();
     let (journal, _) = open(&vfs).unwrap();
-    let big = vec![vec![1u8; SEGMENT_SIZE_MIN_BYTES as usize]];
-    assert!(matches!(
-        commit(&journal, &big),
-        Err(LogError::TransactionTooLarge { .. })
-    ));
-    let many = vec![vec![1u8; 1000]; 80];
-    assert!(matches!(
-        commit(&journal, &many),
-        Err(LogError::TransactionTooLarge { .. })
-    ));
-    assert_eq!(journal.last_seq(), 0);
-    let (seq, _) = commit(&journal, &payloads(1, 1, 10)).unwrap();
-    assert_eq!(seq, 1);
+    commit(&journal, &payloads(1, 1, 10)).unwrap();
+    // Three times the segment size, in one record and in many.
+    let big = vec![vec![1u8; 3 * SEGMENT_SIZE_MIN_BYTES as usize]];
+    let many = vec![vec![2u8; 1000]; 200];
+    let (seq, locs) = commit(&journal, &big).unwrap();
+    assert_eq!(seq, 2);
+    assert_eq!(journal.with_op(locs[0], |p| p.len()), Some(big[0].len()));
+    assert_eq!(commit(&journal, &many).unwrap().0, 3);
+    assert_eq!(commit(&journal, &payloads(4, 1, 10)).unwrap().0, 4);
+    // Filling the big segment rolls over to one of the usual size.
+    for i in 5..25 {
+        assert_eq!(commit(&journal, &payloads(i, 1, 60_000)).unwrap().0, i);
+    }
+    journal.close().unwrap();
+    let sizes: Vec<u64> = segment_paths(&vfs)
+        .iter()
+        .map(|path| vfs.read(path).unwrap().len() as u64)
+        .collect();
+    assert!(
+        sizes.iter().any(|&size| size > SEGMENT_SIZE_MIN_BYTES),
+        "the big transaction's segment is sized for it: {sizes:?}"
+    );
+    assert_eq!(
+        sizes.last(),
+        Some(&SEGMENT_SIZE_MIN_BYTES),
+        "later segments have the usual size: {sizes:?}"
+    );
+    let (journal, seen) = open(&vfs).unwrap();
+    assert_eq!(seen.len(), 24);
+    assert_eq!(seen[1], expected(2, big));
+    assert_eq!(seen[2], expected(3, many));
+    assert_eq!(journal.last_seq(), 24);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::MutexGuard;
 
 use crate::error::LogError;
 use crate::frame;
-use crate::journal::{Journal, SyncPolicy, Writer};
+use crate::journal::{Journal, SEGMENT_SIZE_MAX_BYTES, SyncPolicy, Writer};
 use crate::record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
 use crate::scan::RECORDS_PER_TRANSACTION_MAX;
 use crate::segment::HEADER_BYTES;
@@ -21,6 +21,9 @@ use crate::{Loc, Seq};
 /// a Mark. Holding it back means a commit, a seal and a clean close always fit.
 const TAIL_RESERVE_BYTES: u64 = COMMIT_FRAME_MAX_BYTES + 2 * 32;
 const COMMIT_FRAME_MAX_BYTES: u64 = 8 + 9 + 22 + PRINCIPAL_MAX_BYTES as u64 + 8;
+/// A segment made for one large transaction is sized to it, in steps of this (a multiple of
+/// 8, as every segment size is).
+const LARGE_SEGMENT_ROUNDING_BYTES: u64 = 1 << 20;
 
 /// A transaction being built; see the module documentation.
 pub struct TxnBuilder<'j> {
@@ -54,13 +57,12 @@ impl<'j> TxnBuilder<'j> {
         let seq = writer.next_seq;
         let start = frame::begin(&mut writer.buf, seq, Kind::Op);
         encode(&mut writer.buf);
-        let body_bytes = (writer.buf.len() - start) as u64 - frame::HEADER_BYTES;
-        let room = self.journal.segment_size_bytes - HEADER_BYTES - TAIL_RESERVE_BYTES;
-        if frame::frame_bytes(body_bytes) > room {
+        let bytes = writer.buf.len() as u64 + frame::frame_bytes(0);
+        if HEADER_BYTES + bytes + TAIL_RESERVE_BYTES > SEGMENT_SIZE_MAX_BYTES {
             writer.buf.truncate(start);
             return Err(LogError::TransactionTooLarge {
-                bytes: frame::frame_bytes(body_bytes),
-                segment_size_bytes: self.journal.segment_size_bytes,
+                bytes,
+                max: SEGMENT_SIZE_MAX_BYTES,
             });
         }
         let len = frame::finish(&mut writer.buf, start);
@@ -96,21 +98,33 @@ impl<'j> TxnBuilder<'j> {
     /// Whether what was pushed fits in the active segment.
     pub fn fits(&self) -> bool {
         let writer = &*self.writer;
-        writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES
-            <= self.journal.segment_size_bytes
+        let capacity = writer
+            .active
+            .as_ref()
+            .map_or(self.journal.segment_size_bytes, |active| active.capacity());
+        writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES <= capacity
     }
 
-    /// Drops what was pushed, seals the active segment and starts a new one. Fails if what was
-    /// pushed would not fit even an empty segment.
+    /// Drops what was pushed, seals the active segment and starts a new one: of the usual
+    /// size, or, for a transaction larger than that (a restore of a big subtree), of the size
+    /// it needs, up to SEGMENT_SIZE_MAX_BYTES. A transaction still never spans segments.
     pub fn rollover(&mut self) -> Result<(), LogError> {
-        let needed = self.writer.buf.len() as u64;
-        if HEADER_BYTES + needed + TAIL_RESERVE_BYTES > self.journal.segment_size_bytes {
+        let needed = HEADER_BYTES + self.writer.buf.len() as u64 + TAIL_RESERVE_BYTES;
+        if needed > SEGMENT_SIZE_MAX_BYTES {
             return Err(LogError::TransactionTooLarge {
                 bytes: needed,
-                segment_size_bytes: self.journal.segment_size_bytes,
+                max: SEGMENT_SIZE_MAX_BYTES,
             });
         }
-        self.journal.roll(&mut self.writer)?;
+        let usual = self.journal.segment_size_bytes;
+        let capacity = if needed <= usual {
+            usual
+        } else {
+            needed
+                .next_multiple_of(LARGE_SEGMENT_ROUNDING_BYTES)
+                .min(SEGMENT_SIZE_MAX_BYTES)
+        };
+        self.journal.roll_to(&mut self.writer, capacity)?;
         self.writer.buf.clear();
         self.ops = 0;
         Ok(())
