@@ -1,6 +1,10 @@
 //! What the index keeps for a key besides its existence and values: its security descriptor
-//! (interned, by id) and its flags. Versioned like everything else, so a read at a past
-//! sequence number checks access against the descriptor in force then.
+//! and class (both interned, by id) and its flags. Versioned like everything else, so a read
+//! at a past sequence number checks access against the descriptor in force then.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result, clip};
 
 /// A security descriptor interned in the store's table ([`crate::descriptors`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -25,11 +29,67 @@ impl KeyFlags {
     }
 }
 
+/// A key's class (Windows' `lpClass`), interned in [`ClassNames`]; 0 is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ClassId(pub u32);
+
 /// A key's attributes, as the index versions them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub(crate) struct KeyAttrs {
     pub sd: SdId,
+    pub class: ClassId,
     pub flags: KeyFlags,
+}
+
+/// Longest key class, in UTF-16 code units (Windows sets none; its own classes are short).
+pub const KEY_CLASS_MAX_CHARS: usize = 255;
+
+/// Checks a key class: 1 to KEY_CLASS_MAX_CHARS characters, no NUL.
+pub fn check_class(class: &str) -> Result<()> {
+    let len: usize = class.chars().map(char::len_utf16).sum();
+    if class.is_empty() || len > KEY_CLASS_MAX_CHARS || class.contains('\0') {
+        return Err(Error::InvalidClass {
+            class: clip(class),
+            max: KEY_CLASS_MAX_CHARS,
+        });
+    }
+    Ok(())
+}
+
+/// Key classes, each once. Only grows while the store is open.
+#[derive(Debug, Default)]
+pub(crate) struct ClassNames {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, ClassId>,
+}
+
+/// Most distinct classes a store holds.
+const CLASSES_MAX: usize = 1 << 20;
+
+impl ClassNames {
+    /// The id of `class` (checked), adding it if new.
+    pub(crate) fn intern(&mut self, class: &str) -> Result<ClassId> {
+        if let Some(&id) = self.ids.get(class) {
+            return Ok(id);
+        }
+        check_class(class)?;
+        if self.names.len() >= CLASSES_MAX {
+            return Err(Error::TooMany {
+                what: "distinct key classes",
+                max: CLASSES_MAX,
+            });
+        }
+        let id = ClassId(self.names.len() as u32 + 1);
+        self.names.push(class.into());
+        self.ids.insert(class.into(), id);
+        Ok(id)
+    }
+
+    /// The class with id `id` (`None` for no class).
+    pub(crate) fn get(&self, id: ClassId) -> Option<&str> {
+        let index = (id.0 as usize).checked_sub(1)?;
+        self.names.get(index).map(|name| &**name)
+    }
 }
 
 impl KeyAttrs {

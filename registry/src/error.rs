@@ -265,6 +265,15 @@ pub enum Error {
         missing: String,
     },
 
+    /// A key class is empty, too long or holds NUL.
+    #[error("invalid key class {class:?}: 1 to {max} characters without NUL (KEY_CLASS_MAX_CHARS)")]
+    InvalidClass {
+        /// The class (cut to 64 characters).
+        class: String,
+        /// The limit.
+        max: usize,
+    },
+
     /// A key exists where a new one was to be created (a link, which cannot replace a key).
     #[error("key {path} exists already")]
     KeyExists {

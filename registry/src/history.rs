@@ -78,6 +78,13 @@ pub enum HistoryOp {
         /// The key's path.
         path: String,
     },
+    /// A key's class was set (right after its creation).
+    SetClass {
+        /// The key's path.
+        path: String,
+        /// The class.
+        class: String,
+    },
     /// A layer was created.
     CreateLayer {
         /// Its name.
@@ -147,6 +154,10 @@ fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> 
         },
         Op::SetKeyFlags { id, .. } => HistoryOp::MarkLink {
             path: path_of(state, id, seq),
+        },
+        Op::SetKeyClass { id, class } => HistoryOp::SetClass {
+            path: path_of(state, id, seq),
+            class: class.to_string(),
         },
         Op::CreateLayer { id, name } => HistoryOp::CreateLayer {
             name: name.to_string(),

@@ -373,6 +373,16 @@ impl Key {
             .collect()
     }
 
+    /// The key's class, if it was created with one (needs `KEY_QUERY_VALUE`, as Windows'
+    /// RegQueryInfoKey).
+    pub fn class(&self) -> Result<Option<String>> {
+        self.needs(Access::KEY_QUERY_VALUE)?;
+        let seq = self.seq();
+        let state = self.state(seq)?;
+        let attrs = state.index.attrs_at(self.node, seq);
+        Ok(state.classes.get(attrs.class).map(str::to_string))
+    }
+
     /// The key's security descriptor (needs `READ_CONTROL`).
     pub fn security(&self) -> Result<SecurityDescriptor> {
         self.needs(Access::READ_CONTROL)?;

@@ -41,6 +41,7 @@ mod txn;
 mod value;
 mod verify;
 
+pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use history::{HistoryOp, HistoryTxn};

@@ -7,6 +7,7 @@
 use hivelog_index::{KeyId, LayerId};
 use hivelog_log::codec::{Put, Reader, Short};
 
+use crate::attrs::check_class;
 use crate::layers::check_layer_name;
 use crate::path::{check_key_name, check_value_name};
 use crate::security::SecurityDescriptor;
@@ -25,6 +26,7 @@ const SET_SECURITY: u8 = 7;
 const SET_KEY_FLAGS: u8 = 8;
 const CREATE_LAYER: u8 = 9;
 const DROP_LAYER: u8 = 10;
+const SET_KEY_CLASS: u8 = 11;
 
 /// Key flags the journal records (volatile keys are never journaled, so neither is their flag).
 pub(crate) const JOURNALED_KEY_FLAGS: u8 = crate::attrs::KeyFlags::LINK.0;
@@ -104,6 +106,13 @@ pub enum Op<'a> {
         /// The layer.
         id: LayerId,
     },
+    /// The class of key `id` set (right after its creation).
+    SetKeyClass {
+        /// The key.
+        id: KeyId,
+        /// The class.
+        class: &'a str,
+    },
 }
 
 fn put_str(buf: &mut Vec<u8>, text: &str) {
@@ -182,6 +191,11 @@ impl<'a> Op<'a> {
                 header(buf, DROP_LAYER);
                 buf.put_u16(id);
             }
+            Op::SetKeyClass { id, class } => {
+                header(buf, SET_KEY_CLASS);
+                buf.put_u64(id);
+                put_str(buf, class);
+            }
         }
     }
 
@@ -256,6 +270,12 @@ impl<'a> Op<'a> {
             DROP_LAYER => Op::DropLayer {
                 id: r.u16("layer id")?,
             },
+            SET_KEY_CLASS => {
+                let id = r.u64("key id")?;
+                let class = get_str(&mut r, "key class")?;
+                check_class(class).map_err(|_| Short("invalid key class"))?;
+                Op::SetKeyClass { id, class }
+            }
             _ => return Err(Short("unknown op tag")),
         };
         r.finish("trailing bytes after op")?;
@@ -335,6 +355,10 @@ mod tests {
                 name: "role-web",
             },
             Op::DropLayer { id: 100 },
+            Op::SetKeyClass {
+                id: 7,
+                class: "Shell",
+            },
         ]
     }
 

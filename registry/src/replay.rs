@@ -146,6 +146,18 @@ impl<'a> Replayer<'a> {
                     .index
                     .set_attrs(node, KeyAttrs { flags, ..attrs });
             }
+            Op::SetKeyClass { id, class } => {
+                let node = self.alive(id, loc)?;
+                let class = self
+                    .state
+                    .classes
+                    .intern(class)
+                    .map_err(|error| reject(loc, error))?;
+                let attrs = self.state.index.attrs_now(node);
+                self.state
+                    .index
+                    .set_attrs(node, KeyAttrs { class, ..attrs });
+            }
             Op::CreateLayer { id, name } => {
                 self.state
                     .layers
@@ -235,7 +247,7 @@ impl<'a> Replayer<'a> {
             .map_err(|error| reject(loc, error))?;
         let attrs = KeyAttrs {
             sd,
-            flags: KeyFlags::default(),
+            ..KeyAttrs::default()
         };
         self.state.index.create_key(parent_node, name, id, attrs);
         self.max_id = self.max_id.max(id);

@@ -12,7 +12,7 @@ use hivelog_log::{
     Journal, JournalOptions, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, Seq, SyncPolicy,
 };
 
-use crate::attrs::KeyAttrs;
+use crate::attrs::{ClassNames, KeyAttrs};
 use crate::descriptors::Descriptors;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
@@ -105,6 +105,7 @@ impl Options {
 pub(crate) struct State {
     pub index: Index<Stored, KeyAttrs>,
     pub descriptors: Descriptors,
+    pub classes: ClassNames,
     pub layers: Layers,
     /// The data of values of volatile keys, which the journal never sees.
     pub volatile: VolatileValues,
@@ -118,6 +119,7 @@ impl State {
         State {
             index: Index::new(),
             descriptors: Descriptors::new(),
+            classes: ClassNames::default(),
             layers: Layers::new(),
             volatile: VolatileValues::default(),
             links: false,

@@ -505,3 +505,49 @@ fn concurrent_writers_and_readers() {
         assert_eq!(key.get_value::<u32>(&format!("t{t}")).unwrap(), 49);
     }
 }
+
+#[test]
+fn a_key_class_is_kept_journaled_and_shown_in_history() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let options = crate::CreateOptions {
+        class: Some("Shell".into()),
+        ..crate::CreateOptions::default()
+    };
+    let key = store
+        .create_key_with(r"HKLM\Software\Classy\Leaf", &options)
+        .unwrap();
+    assert_eq!(key.class().unwrap().as_deref(), Some("Shell"));
+    let parent = store.open_key(r"HKLM\Software\Classy").unwrap();
+    assert_eq!(
+        parent.class().unwrap(),
+        None,
+        "only the key named gets the class"
+    );
+    let bad = crate::CreateOptions {
+        class: Some("a\0b".into()),
+        ..crate::CreateOptions::default()
+    };
+    assert!(matches!(
+        store.create_key_with(r"HKLM\Software\Bad", &bad),
+        Err(Error::InvalidClass { .. })
+    ));
+    let seq = store.seq();
+    let mut ops = Vec::new();
+    store
+        .history::<Error>(seq, seq, &mut |txn| {
+            ops.extend(txn.ops);
+            Ok(())
+        })
+        .unwrap();
+    assert!(ops.contains(&HistoryOp::SetClass {
+        path: r"Machine\Software\Classy\Leaf".into(),
+        class: "Shell".into()
+    }));
+    drop((key, parent));
+    store.close().unwrap();
+    let store = open(&dir);
+    let key = store.open_key(r"HKLM\Software\Classy\Leaf").unwrap();
+    assert_eq!(key.class().unwrap().as_deref(), Some("Shell"));
+    store.verify().unwrap();
+}

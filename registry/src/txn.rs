@@ -19,7 +19,7 @@ use hivelog_index::fold::{fold, fold_into};
 use hivelog_index::{KeyId, LayerId, NodeId};
 use hivelog_log::{Seq, TxnBuilder, unix_nanos_now};
 
-use crate::attrs::{KeyAttrs, KeyFlags};
+use crate::attrs::{ClassId, KeyAttrs, KeyFlags, check_class};
 use crate::error::{Error, Result};
 use crate::layers::{BASE, BASE_LAYER, check_layer_name};
 use crate::links::{LINK_VALUE_NAME, hop, link_value, parse_target, target_of};
@@ -67,6 +67,8 @@ pub struct CreateOptions {
     /// The key's own descriptor: its entries come first, then the parent's inheritable ones
     /// unless it is protected. Default: only the inherited entries, owned by the creator.
     pub security: Option<SecurityDescriptor>,
+    /// The key's class (Windows' `lpClass`, 1 to KEY_CLASS_MAX_CHARS characters).
+    pub class: Option<String>,
 }
 
 /// `CreateOptions`, checked.
@@ -75,6 +77,7 @@ pub(crate) struct Create {
     volatile: bool,
     link: Option<Arc<KeyPath>>,
     security: Option<SecurityDescriptor>,
+    class: Option<String>,
 }
 
 impl CreateOptions {
@@ -87,10 +90,14 @@ impl CreateOptions {
         if let Some(security) = &self.security {
             security.validate()?;
         }
+        if let Some(class) = &self.class {
+            check_class(class)?;
+        }
         Ok(Create {
             volatile: self.volatile,
             link,
             security: self.security.clone(),
+            class: self.class.clone(),
         })
     }
 }
@@ -646,7 +653,7 @@ impl Resolver<'_, '_> {
             id,
             KeyAttrs {
                 sd: inherited,
-                flags: KeyFlags::default(),
+                ..KeyAttrs::default()
             },
         );
         self.set_descriptor(node, descriptor)
@@ -776,6 +783,7 @@ impl Resolver<'_, '_> {
         if link.is_some() {
             flags = flags.with(KeyFlags::LINK);
         }
+        let class = options.class.as_deref().filter(|_| last);
         let id = self.new_id(options.volatile);
         if !options.volatile {
             let parent_id = self.alive_id(parent);
@@ -790,9 +798,17 @@ impl Resolver<'_, '_> {
                     flags: flags.0 & JOURNALED_KEY_FLAGS,
                 })?;
             }
+            if let Some(class) = class {
+                self.push(Op::SetKeyClass { id, class })?;
+            }
         }
+        let class = match class {
+            Some(class) => self.state.classes.intern(class)?,
+            None => ClassId::default(),
+        };
         let attrs = KeyAttrs {
             sd: inherited,
+            class,
             flags,
         };
         let node = self.state.index.create_key(parent, name, id, attrs);

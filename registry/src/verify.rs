@@ -92,8 +92,11 @@ fn compare_key(
         replayed.index.attrs_at(other.node, at),
     );
     let same_descriptor = live.descriptors.get(mine.sd) == replayed.descriptors.get(theirs.sd);
-    if !same_descriptor || mine.flags != theirs.flags {
-        return Err(format!("key {path} has another descriptor or other flags"));
+    let same_class = live.classes.get(mine.class) == replayed.classes.get(theirs.class);
+    if !same_descriptor || !same_class || mine.flags != theirs.flags {
+        return Err(format!(
+            "key {path} has another descriptor, class or other flags"
+        ));
     }
     let values = |state: &State, node| {
         state

@@ -43,9 +43,13 @@ pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> Result<(), Failure> {
     let value = parse_data(ty, args.data.as_deref(), &args.separator)?;
     check_path(ctx, &args.key)?;
     hivelog::check_layer_name(&args.layer)?;
+    if let Some(class) = &args.class {
+        hivelog::check_class(class)?;
+    }
     let options = CreateOptions {
         volatile: args.volatile,
         link: args.link.clone(),
+        class: args.class.clone(),
         security: None,
     };
     let store = open_write(ctx)?;
@@ -299,11 +303,15 @@ fn collect_json(
     };
     let subkeys = key.enum_keys()?;
     if only.is_none() || !values.is_empty() {
-        keys.push(json!({
+        let mut entry = json!({
             "path": key.windows_path(),
             "values": values,
             "subkeys": subkeys,
-        }));
+        });
+        if let Some(class) = key.class()? {
+            entry["class"] = json!(class);
+        }
+        keys.push(entry);
     }
     if recurse {
         for name in subkeys {
@@ -365,6 +373,9 @@ fn print_txn(out: &mut Out, txn: &HistoryTxn) -> io::Result<()> {
                 writeln!(out, "  set security  {path}    {sddl}")?
             }
             HistoryOp::MarkLink { path } => writeln!(out, "  mark link     {path}")?,
+            HistoryOp::SetClass { path, class } => {
+                writeln!(out, "  set class     {path}    {class}")?
+            }
             HistoryOp::CreateLayer { name, precedence } => {
                 writeln!(out, "  create layer  {name}    precedence {precedence}")?
             }
@@ -396,6 +407,9 @@ fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
                 json!({ "op": "set_security", "path": path, "sddl": sddl })
             }
             HistoryOp::MarkLink { path } => json!({ "op": "mark_link", "path": path }),
+            HistoryOp::SetClass { path, class } => {
+                json!({ "op": "set_class", "path": path, "class": class })
+            }
             HistoryOp::CreateLayer { name, precedence } => {
                 json!({ "op": "create_layer", "name": name, "precedence": precedence })
             }

@@ -143,6 +143,9 @@ pub(crate) struct AddArgs {
     /// Create the key as a link whose opens redirect to TARGET
     #[arg(long, value_name = "TARGET", conflicts_with_all = ["value", "ve", "ty", "data"])]
     pub link: Option<String>,
+    /// The class of the key, if this creates it (Windows' lpClass)
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
 }
 
 #[derive(Args)]
