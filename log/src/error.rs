@@ -51,6 +51,15 @@ pub enum LogError {
         max: u64,
     },
 
+    /// A stream (a backup) is not what it must be: foreign, truncated, damaged.
+    #[error("invalid stream at byte {offset}: {reason}")]
+    BadStream {
+        /// Where in the stream.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// One transaction holds more records than the limit.
     #[error("transaction has more than {max} records (records_per_transaction_max)")]
     TooManyRecords {

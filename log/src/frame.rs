@@ -20,7 +20,7 @@ pub(crate) fn frame_bytes(body_len: u64) -> u64 {
     HEADER_BYTES + body_len.div_ceil(ALIGN_BYTES) * ALIGN_BYTES
 }
 
-fn crc(len: u32, body: &[u8]) -> u32 {
+pub(crate) fn crc(len: u32, body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), body)
 }
 

@@ -22,6 +22,7 @@ mod scan;
 mod segment;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 mod txn;

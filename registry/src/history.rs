@@ -5,7 +5,7 @@ use hivelog_index::KeyId;
 use hivelog_log::{Rejected, Seq};
 
 use crate::error::Error;
-use crate::op::{Op, decode_descriptor};
+use crate::op::{AuditEvent, Op, decode_descriptor};
 use crate::security::{Privileges, sddl};
 use crate::store::{State, Store, read_state};
 use crate::value::{Value, ValueType};
@@ -97,6 +97,17 @@ pub enum HistoryOp {
         /// Its name.
         name: String,
     },
+    /// An audit event: a backup, a restore, a revert.
+    Audit {
+        /// What happened.
+        event: AuditEvent,
+        /// The key it concerned.
+        path: String,
+        /// The source path of a restored stream ("" if none).
+        source: String,
+        /// The sequence number it concerned: a backup's cut, a revert's target.
+        seq: Seq,
+    },
 }
 
 /// The path of key `id` as of `at`, or a placeholder naming the id when it had none then
@@ -165,6 +176,17 @@ fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> 
         },
         Op::DropLayer { id } => HistoryOp::DropLayer {
             name: state.layers.name_at(id, before),
+        },
+        Op::Audit {
+            event,
+            path,
+            source,
+            seq: at,
+        } => HistoryOp::Audit {
+            event,
+            path: path.to_string(),
+            source: source.to_string(),
+            seq: at,
         },
     })
 }

@@ -404,7 +404,7 @@ impl Key {
     }
 
     fn commit(&self, intents: &[Intent]) -> Result<Seq> {
-        txn::commit(&self.inner, &self.session, intents)
+        crate::resolver::commit(&self.inner, &self.session, intents)
     }
 
     /// Whether this handle is a link key itself (opened with [`Key::open_subkey_link`]; an

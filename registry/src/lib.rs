@@ -34,6 +34,7 @@ mod op;
 mod path;
 mod reader;
 mod replay;
+mod resolver;
 mod security;
 mod store;
 mod stored;
@@ -57,6 +58,7 @@ pub use layers::{
     BASE_LAYER, LAYER_NAME_MAX_BYTES, LAYERS_MAX, Layer, POLICY_LAYER, check_layer_name,
 };
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
+pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,

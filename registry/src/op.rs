@@ -27,6 +27,7 @@ const SET_KEY_FLAGS: u8 = 8;
 const CREATE_LAYER: u8 = 9;
 const DROP_LAYER: u8 = 10;
 const SET_KEY_CLASS: u8 = 11;
+const AUDIT: u8 = 12;
 
 /// Key flags the journal records (volatile keys are never journaled, so neither is their flag).
 pub(crate) const JOURNALED_KEY_FLAGS: u8 = crate::attrs::KeyFlags::LINK.0;
@@ -113,6 +114,57 @@ pub enum Op<'a> {
         /// The class.
         class: &'a str,
     },
+    /// An audit event: what a privileged operation did, for the history (the transaction's
+    /// Commit record names who and when).
+    Audit {
+        /// What happened.
+        event: AuditEvent,
+        /// The key it concerned (its path as given).
+        path: &'a str,
+        /// Where a restored stream came from (its source path), or "".
+        source: &'a str,
+        /// The sequence number it concerned (a backup's cut, a revert's target).
+        seq: u64,
+    },
+}
+
+/// The kinds of audit events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A backup was taken.
+    Backup,
+    /// A backup was restored.
+    Restore,
+    /// A subtree was reverted to an earlier sequence number.
+    Revert,
+}
+
+impl AuditEvent {
+    fn code(self) -> u8 {
+        match self {
+            AuditEvent::Backup => 1,
+            AuditEvent::Restore => 2,
+            AuditEvent::Revert => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<AuditEvent> {
+        match code {
+            1 => Some(AuditEvent::Backup),
+            2 => Some(AuditEvent::Restore),
+            3 => Some(AuditEvent::Revert),
+            _ => None,
+        }
+    }
+
+    /// The event's name in history and audit output.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditEvent::Backup => "backup",
+            AuditEvent::Restore => "restore",
+            AuditEvent::Revert => "revert",
+        }
+    }
 }
 
 fn put_str(buf: &mut Vec<u8>, text: &str) {
@@ -196,6 +248,18 @@ impl<'a> Op<'a> {
                 buf.put_u64(id);
                 put_str(buf, class);
             }
+            Op::Audit {
+                event,
+                path,
+                source,
+                seq,
+            } => {
+                header(buf, AUDIT);
+                buf.put_u8(event.code());
+                put_str(buf, path);
+                put_str(buf, source);
+                buf.put_u64(seq);
+            }
         }
     }
 
@@ -275,6 +339,19 @@ impl<'a> Op<'a> {
                 let class = get_str(&mut r, "key class")?;
                 check_class(class).map_err(|_| Short("invalid key class"))?;
                 Op::SetKeyClass { id, class }
+            }
+            AUDIT => {
+                let event = AuditEvent::from_code(r.u8("audit event")?)
+                    .ok_or(Short("unknown audit event"))?;
+                let path = get_str(&mut r, "audit key path")?;
+                let source = get_str(&mut r, "audit source path")?;
+                let seq = r.u64("audit sequence number")?;
+                Op::Audit {
+                    event,
+                    path,
+                    source,
+                    seq,
+                }
             }
             _ => return Err(Short("unknown op tag")),
         };
@@ -358,6 +435,12 @@ mod tests {
             Op::SetKeyClass {
                 id: 7,
                 class: "Shell",
+            },
+            Op::Audit {
+                event: AuditEvent::Restore,
+                path: r"Machine\Software",
+                source: r"Machine\Software\Old",
+                seq: 41,
             },
         ]
     }

@@ -158,6 +158,8 @@ impl<'a> Replayer<'a> {
                     .index
                     .set_attrs(node, KeyAttrs { class, ..attrs });
             }
+            // The history's own record: nothing to rebuild.
+            Op::Audit { .. } => {}
             Op::CreateLayer { id, name } => {
                 self.state
                     .layers

@@ -23,7 +23,7 @@ use crate::path::{ClassesPath, Hive, KeyPath};
 use crate::replay::Replayer;
 use crate::security::{Access, Caller, Identity, SYSTEM, Sddl, SecurityDescriptor};
 use crate::stored::{Stored, VolatileValues};
-use crate::txn::{self, Intent, Transaction};
+use crate::txn::{Intent, Transaction};
 use crate::value::{Value, ValueType};
 use crate::{reader, security};
 
@@ -335,7 +335,7 @@ impl Store {
 
     /// Commits `intents` as this handle's caller.
     pub(crate) fn commit(&self, intents: &[Intent]) -> Result<Seq> {
-        txn::commit(&self.inner, &self.session, intents)
+        crate::resolver::commit(&self.inner, &self.session, intents)
     }
 
     /// Creates the key at `path` and any missing parents; opens it if it exists. The handle

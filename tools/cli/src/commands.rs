@@ -380,6 +380,22 @@ fn print_txn(out: &mut Out, txn: &HistoryTxn) -> io::Result<()> {
                 writeln!(out, "  create layer  {name}    precedence {precedence}")?
             }
             HistoryOp::DropLayer { name } => writeln!(out, "  drop layer    {name}")?,
+            HistoryOp::Audit {
+                event,
+                path,
+                source,
+                seq,
+            } => {
+                write!(
+                    out,
+                    "  audit         {}    {path}    seq {seq}",
+                    event.name()
+                )?;
+                if !source.is_empty() {
+                    write!(out, "    from {source}")?;
+                }
+                writeln!(out)?
+            }
         }
     }
     Ok(())
@@ -414,6 +430,18 @@ fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
                 json!({ "op": "create_layer", "name": name, "precedence": precedence })
             }
             HistoryOp::DropLayer { name } => json!({ "op": "drop_layer", "name": name }),
+            HistoryOp::Audit {
+                event,
+                path,
+                source,
+                seq,
+            } => json!({
+                "op": "audit",
+                "event": event.name(),
+                "path": path,
+                "source": source,
+                "seq": seq,
+            }),
         })
         .collect();
     json!({

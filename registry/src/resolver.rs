@@ -1,0 +1,652 @@
+//! The commit pipeline: resolving a transaction's intents against the newest state under the
+//! journal's writer lock. Paths become key ids (through links), the caller's access is
+//! checked against each key's descriptor, each change is checked (the key exists, has no
+//! subkeys, ...), journaled and applied to the index in order, so later intents see earlier
+//! ones. Any failure, a denial included, undoes the index changes and writes nothing.
+//!
+//! Changes to volatile keys reach the index only. A transaction that changed nothing but
+//! volatile keys still takes the next sequence number (the journal gets its Commit record with
+//! no ops), so sequence numbers stay gap-free and snapshots keep their meaning.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hivelog_index::fold::{fold, fold_into};
+use hivelog_index::{KeyId, LayerId, NodeId};
+use hivelog_log::{Seq, TxnBuilder, unix_nanos_now};
+
+use crate::attrs::{ClassId, KeyAttrs, KeyFlags};
+use crate::error::{Error, Result};
+use crate::layers::BASE;
+use crate::links::{LINK_VALUE_NAME, hop, link_value, target_of};
+use crate::op::{JOURNALED_KEY_FLAGS, Op, encode_descriptor, set_value_data_at};
+use crate::path::{Hive, KeyPath};
+use crate::reader::check_access;
+use crate::security::principals::resolve_alias;
+use crate::security::{
+    Access, Privileges, Sddl, SecurityDescriptor, machine_default, user_home, users_default,
+    with_explicit,
+};
+use crate::store::{Inner, Session, State, write_state};
+use crate::stored::Stored;
+use crate::value::Value;
+
+use crate::txn::{Create, Intent, LayerName, Target, rights_to_change};
+
+/// Resolves, journals, applies and commits `intents` as one transaction of `session`.
+pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Result<Seq> {
+    if inner.read_only {
+        return Err(Error::ReadOnly);
+    }
+    let mut builder = inner.journal.begin()?;
+    let seq = builder.seq();
+    loop {
+        let mut state = write_state(&inner.state);
+        state.index.begin(seq);
+        let mut resolver = Resolver {
+            inner,
+            session,
+            state: &mut state,
+            builder: &mut builder,
+            seq,
+            next_id: inner.next_key_id.load(Ordering::Relaxed),
+            next_volatile_id: inner.next_volatile_id.load(Ordering::Relaxed),
+            changed: false,
+            last_target: None,
+            folded_name: String::new(),
+        };
+        let resolved = intents.iter().try_for_each(|intent| resolver.apply(intent));
+        let (changed, next_id, next_volatile_id) = (
+            resolver.changed,
+            resolver.next_id,
+            resolver.next_volatile_id,
+        );
+        match resolved {
+            Err(error) => {
+                rollback(&mut state, seq);
+                return Err(error);
+            }
+            Ok(()) if !changed => {
+                rollback(&mut state, seq);
+                return Ok(inner.visible());
+            }
+            Ok(()) if builder.fits() => {
+                state.index.commit();
+                inner.next_key_id.store(next_id, Ordering::Relaxed);
+                inner
+                    .next_volatile_id
+                    .store(next_volatile_id, Ordering::Relaxed);
+                break;
+            }
+            Ok(()) => {
+                // The transaction outgrew the active segment: undo, start a new segment, and
+                // resolve again (locations change; a transaction never spans segments).
+                rollback(&mut state, seq);
+                drop(state);
+                builder.rollover()?;
+            }
+        }
+    }
+    // The state lock is released: readers go on at the old snapshot while the journal write
+    // (and, by policy, the sync) happens. The transaction becomes visible only after.
+    let committed = builder.commit(session.principal(), unix_nanos_now())?;
+    debug_assert_eq!(committed, seq);
+    inner.publish(committed);
+    Ok(committed)
+}
+
+fn rollback(state: &mut State, seq: Seq) {
+    state.index.rollback();
+    state.layers.rollback(seq);
+}
+
+struct Resolver<'a, 'j> {
+    inner: &'a Inner,
+    session: &'a Session,
+    state: &'a mut State,
+    builder: &'a mut TxnBuilder<'j>,
+    /// The transaction's sequence number: reads at it see the changes made so far.
+    seq: Seq,
+    next_id: KeyId,
+    next_volatile_id: KeyId,
+    /// Whether anything changed (journaled or not).
+    changed: bool,
+    /// The last path target resolved: consecutive changes to one key resolve it once.
+    last_target: Option<(Arc<KeyPath>, NodeId)>,
+    /// Scratch space for folding value names.
+    folded_name: String,
+}
+
+impl Resolver<'_, '_> {
+    fn push(&mut self, op: Op<'_>) -> Result<hivelog_log::Loc> {
+        let loc = self.builder.push(|buf| op.encode(buf))?;
+        self.changed = true;
+        Ok(loc)
+    }
+
+    fn attrs(&self, node: NodeId) -> KeyAttrs {
+        self.state.index.attrs_now(node)
+    }
+
+    /// The key `target` names now, following links (and the last one too unless the intent
+    /// acts on a link itself).
+    fn resolve(&mut self, target: &Target, follow_last: bool) -> Result<NodeId> {
+        match target {
+            Target::Path(path) => {
+                if let Some((last, node)) = &self.last_target
+                    && Arc::ptr_eq(last, path)
+                    && self.state.index.is_alive(*node)
+                {
+                    return Ok(*node);
+                }
+                let located = crate::links::locate(self.state, path, self.seq, follow_last)?
+                    .ok_or_else(|| Error::KeyNotFound {
+                        path: path.to_string(),
+                    })?;
+                self.last_target = Some((path.clone(), located));
+                Ok(located)
+            }
+            Target::Id { id, path } => self
+                .state
+                .index
+                .node_of(*id)
+                .filter(|&node| self.state.index.alive_id(node) == Some(*id))
+                .ok_or_else(|| Error::KeyDeleted {
+                    path: path.to_string(),
+                }),
+        }
+    }
+
+    /// Checks the caller may do `desired` to `node`, unless the target is a handle's (whose
+    /// rights were checked when it was opened).
+    fn check(&self, target: &Target, node: NodeId, desired: Access) -> Result<()> {
+        if let Target::Path(path) = target {
+            self.check_node(node, desired, || path.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn check_node(
+        &self,
+        node: NodeId,
+        desired: Access,
+        path: impl FnOnce() -> String,
+    ) -> Result<()> {
+        check_access(self.state, self.session, self.attrs(node).sd, desired, path).map(drop)
+    }
+
+    fn alive_id(&self, node: NodeId) -> KeyId {
+        self.state
+            .index
+            .alive_id(node)
+            .expect("a resolved key is alive in this transaction")
+    }
+
+    fn not_hive_root(&self, target: &Target) -> Result<()> {
+        if target.path().is_hive_root() {
+            return Err(Error::HiveRoot {
+                path: target.path().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, intent: &Intent) -> Result<()> {
+        match intent {
+            Intent::Require(target) => self.resolve(target, true).map(drop),
+            Intent::CreateKey { path, options } => self.create_key(path, options),
+            Intent::CreateHive(hive) => self.create_hive(*hive),
+            Intent::DeleteKey(target) => self.delete_key(target),
+            Intent::DeleteTree(target) => self.delete_tree(target),
+            Intent::SetValue {
+                target,
+                layer,
+                name,
+                value,
+            } => self.set_value(target, layer, name, value),
+            Intent::DeleteValue {
+                target,
+                layer,
+                name,
+            } => self.delete_value(target, layer, name),
+            Intent::SetSecurity { target, change } => self.set_security(target, change),
+            Intent::CreateLayer { name, precedence } => self.create_layer(name, *precedence),
+            Intent::DropLayer { name } => self.drop_layer(name),
+        }
+    }
+
+    fn delete_key(&mut self, target: &Target) -> Result<()> {
+        self.not_hive_root(target)?;
+        let node = self.resolve(target, false)?;
+        self.check(target, node, Access::DELETE)?;
+        if self.state.index.has_alive_children(node) {
+            return Err(Error::HasSubkeys {
+                path: target.path().to_string(),
+            });
+        }
+        if !self.attrs(node).is_volatile() {
+            self.push(Op::DeleteKey {
+                id: self.alive_id(node),
+            })?;
+        }
+        self.state.index.delete_key(node);
+        self.changed = true;
+        Ok(())
+    }
+
+    fn delete_tree(&mut self, target: &Target) -> Result<()> {
+        self.not_hive_root(target)?;
+        let node = self.resolve(target, false)?;
+        if let Target::Path(path) = target {
+            // DELETE on every key that goes, as Windows' RegDeleteTree needs.
+            for key in std::iter::once(node).chain(self.state.index.live_subtree(node)) {
+                self.check_node(key, Access::DELETE, || {
+                    let relative = self.state.index.folded_path(key);
+                    if key == node {
+                        path.to_string()
+                    } else {
+                        format!("{path} (below it: {relative})")
+                    }
+                })?;
+            }
+        }
+        if !self.attrs(node).is_volatile() {
+            self.push(Op::DeleteTree {
+                id: self.alive_id(node),
+            })?;
+        }
+        self.state.index.delete_tree(node);
+        self.changed = true;
+        Ok(())
+    }
+
+    fn create_hive(&mut self, hive: Hive) -> Result<()> {
+        let index = &self.state.index;
+        let root = index.root();
+        let existing = index.find(KeyPath::hive_root(hive).folded());
+        if existing.is_some_and(|node| index.is_alive(node)) {
+            return Ok(());
+        }
+        let descriptor = match hive {
+            Hive::Machine => machine_default(),
+            Hive::Users => users_default(),
+        };
+        let id = self.new_id(false);
+        self.push(Op::CreateKey {
+            id,
+            parent: 0,
+            name: hive.name(),
+        })?;
+        let creator = self.session.principal().to_string();
+        let inherited = self
+            .state
+            .descriptors
+            .inherit(self.attrs(root).sd, &creator)?;
+        let node = self.state.index.create_key(
+            root,
+            hive.name(),
+            id,
+            KeyAttrs {
+                sd: inherited,
+                ..KeyAttrs::default()
+            },
+        );
+        self.set_descriptor(node, descriptor)
+    }
+
+    /// Journals and applies `descriptor` as the descriptor of `node`.
+    fn set_descriptor(&mut self, node: NodeId, descriptor: SecurityDescriptor) -> Result<()> {
+        descriptor.validate()?;
+        let attrs = self.attrs(node);
+        if !attrs.is_volatile() {
+            let encoded = encode_descriptor(&descriptor);
+            self.push(Op::SetSecurity {
+                id: self.alive_id(node),
+                descriptor: &encoded,
+            })?;
+        }
+        let sd = self.state.descriptors.intern(descriptor)?;
+        self.state.index.set_attrs(node, KeyAttrs { sd, ..attrs });
+        self.changed = true;
+        Ok(())
+    }
+
+    fn new_id(&mut self, volatile: bool) -> KeyId {
+        let next = if volatile {
+            &mut self.next_volatile_id
+        } else {
+            &mut self.next_id
+        };
+        let id = *next;
+        *next += 1;
+        id
+    }
+
+    /// Creates the key at `path` and the missing keys above it, following links on the way.
+    fn create_key(&mut self, path: &KeyPath, options: &Create) -> Result<()> {
+        let mut current = Cow::Borrowed(path);
+        let mut hops = 0;
+        'hop: loop {
+            let hive = KeyPath::hive_root(current.hive());
+            let mut folded = hive.folded().to_string();
+            let mut node = self
+                .state
+                .index
+                .find(&folded)
+                .filter(|&node| self.state.index.is_alive(node))
+                .ok_or_else(|| Error::Damaged {
+                    what: format!("hive {}", current.hive().name()),
+                })?;
+            let names: Vec<&str> = current.names().collect();
+            for (i, name) in names.iter().enumerate() {
+                let last = i + 1 == names.len();
+                folded.push('\\');
+                fold_into(name, &mut folded);
+                let existing = self
+                    .state
+                    .index
+                    .find(&folded)
+                    .filter(|&node| self.state.index.is_alive(node));
+                let Some(existing) = existing else {
+                    node = self.create_child(node, name, &folded, last, options)?;
+                    continue;
+                };
+                if last && options.link.is_some() {
+                    return Err(Error::KeyExists {
+                        path: current.to_string(),
+                    });
+                }
+                if !self.attrs(existing).is_link() {
+                    node = existing;
+                    continue;
+                }
+                hop(&mut hops, path)?;
+                let link = self.display_node(existing);
+                let target = target_of(self.state, self.alive_id(existing), &link)?;
+                let next = target.join(&names[i + 1..].join("\\"))?;
+                current = Cow::Owned(next);
+                continue 'hop;
+            }
+            return Ok(());
+        }
+    }
+
+    /// Creates key `name` under `parent` (at folded path `folded`).
+    fn create_child(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        folded: &str,
+        last: bool,
+        options: &Create,
+    ) -> Result<NodeId> {
+        let parent_attrs = self.attrs(parent);
+        let display = || self.display(parent, name);
+        if parent_attrs.is_volatile() && !options.volatile {
+            return Err(Error::VolatileParent {
+                path: display(),
+                parent: self.display_node(parent),
+            });
+        }
+        let link = options.link.as_ref().filter(|_| last);
+        let creator = self.session.principal();
+        let index = &self.state.index;
+        let under_users =
+            index.parent(parent) == index.root() && index.folded_path(parent) == "USERS";
+        let own_home = under_users && fold(creator) == fold(name);
+        if !own_home {
+            let mut desired = Access::KEY_CREATE_SUB_KEY;
+            if link.is_some() {
+                desired = desired.union(Access::KEY_CREATE_LINK);
+            }
+            self.check_node(parent, desired, || self.display_node(parent))?;
+        }
+        let inherited = self.state.descriptors.inherit(parent_attrs.sd, creator)?;
+        let creator = creator.to_string();
+        let explicit = if own_home {
+            Some(user_home(&creator))
+        } else if last && let Some(security) = &options.security {
+            let parent_sd = self.state.descriptors.get(parent_attrs.sd);
+            Some(with_explicit(security.clone(), parent_sd, &creator))
+        } else {
+            None
+        };
+        let mut flags = KeyFlags::default();
+        if options.volatile {
+            flags = flags.with(KeyFlags::VOLATILE);
+        }
+        if link.is_some() {
+            flags = flags.with(KeyFlags::LINK);
+        }
+        let class = options.class.as_deref().filter(|_| last);
+        let id = self.new_id(options.volatile);
+        if !options.volatile {
+            let parent_id = self.alive_id(parent);
+            self.push(Op::CreateKey {
+                id,
+                parent: parent_id,
+                name,
+            })?;
+            if flags.0 & JOURNALED_KEY_FLAGS != 0 {
+                self.push(Op::SetKeyFlags {
+                    id,
+                    flags: flags.0 & JOURNALED_KEY_FLAGS,
+                })?;
+            }
+            if let Some(class) = class {
+                self.push(Op::SetKeyClass { id, class })?;
+            }
+        }
+        let class = match class {
+            Some(class) => self.state.classes.intern(class)?,
+            None => ClassId::default(),
+        };
+        let attrs = KeyAttrs {
+            sd: inherited,
+            class,
+            flags,
+        };
+        let node = self.state.index.create_key(parent, name, id, attrs);
+        debug_assert_eq!(self.state.index.find(folded), Some(node));
+        self.changed = true;
+        if let Some(descriptor) = explicit {
+            self.set_descriptor(node, descriptor)?;
+        }
+        if let Some(target) = link {
+            self.state.link_targets.insert(id, target.clone());
+            self.state.links = true;
+            let value = link_value(target);
+            self.write_value(node, BASE, LINK_VALUE_NAME, &fold(LINK_VALUE_NAME), &value)?;
+        }
+        Ok(node)
+    }
+
+    fn hive_root(&self, hive: Hive) -> NodeId {
+        self.state
+            .index
+            .find(KeyPath::hive_root(hive).folded())
+            .expect("the hives exist")
+    }
+
+    fn display_node(&self, node: NodeId) -> String {
+        self.state
+            .index
+            .display_path(node, self.seq)
+            .unwrap_or_else(|| self.state.index.folded_path(node).to_string())
+    }
+
+    fn display(&self, parent: NodeId, name: &str) -> String {
+        format!("{}\\{name}", self.display_node(parent))
+    }
+
+    fn layer(&self, layer: &LayerName) -> Result<LayerId> {
+        match layer {
+            None => Ok(BASE),
+            Some(name) => self.state.layers.require(name, self.seq),
+        }
+    }
+
+    fn set_value(
+        &mut self,
+        target: &Target,
+        layer: &LayerName,
+        name: &str,
+        value: &Value,
+    ) -> Result<()> {
+        let node = self.resolve(target, true)?;
+        self.check(target, node, Access::KEY_SET_VALUE)?;
+        let layer = self.layer(layer)?;
+        let mut folded = std::mem::take(&mut self.folded_name);
+        folded.clear();
+        fold_into(name, &mut folded);
+        let written = self.write_value(node, layer, name, &folded, value);
+        self.folded_name = folded;
+        written
+    }
+
+    /// Writes value `name` (folded: `folded`) of `node` in `layer`: journaled, or kept in the
+    /// volatile table for a volatile key.
+    fn write_value(
+        &mut self,
+        node: NodeId,
+        layer: LayerId,
+        name: &str,
+        folded: &str,
+        value: &Value,
+    ) -> Result<()> {
+        // An existing value keeps the name as first written (case-preserving, as Windows).
+        let existing = self.state.index.value_now(node, layer, folded);
+        let written: Cow<'_, str> = match existing {
+            Some(stored) => Cow::Owned(self.written_name(stored, folded)?),
+            None => Cow::Borrowed(name),
+        };
+        let stored = if self.attrs(node).is_volatile() {
+            let slot = self.state.volatile.push(&written, value.clone())?;
+            Stored::volatile(slot, value)
+        } else {
+            let key = self.alive_id(node);
+            let loc = self.push(Op::SetValue {
+                key,
+                layer,
+                ty: value.ty,
+                name: &written,
+                data: &value.data,
+            })?;
+            let data_at = set_value_data_at(written.len());
+            Stored::new(loc, value.ty, &value.data, data_at)
+        };
+        self.state.index.set_value(node, layer, folded, stored);
+        self.changed = true;
+        Ok(())
+    }
+
+    /// The name as written in the record of an existing value: one pushed earlier in this
+    /// transaction, one already in the journal, or one in the volatile table.
+    fn written_name(&self, stored: Stored, folded: &str) -> Result<String> {
+        if let Some(slot) = stored.volatile_slot()
+            && let Some((name, _)) = self.state.volatile.get(slot)
+        {
+            return Ok(name.to_string());
+        }
+        let decode = |payload: &[u8]| match Op::decode(payload) {
+            Ok(Op::SetValue { name, .. }) => Some(name.to_string()),
+            _ => None,
+        };
+        let name = match self.builder.pushed(stored.loc) {
+            Some(payload) => decode(payload),
+            None => self.inner.journal.with_op(stored.loc, decode).flatten(),
+        };
+        name.ok_or_else(|| Error::Damaged {
+            what: format!("the record of value {folded:?}"),
+        })
+    }
+
+    fn delete_value(&mut self, target: &Target, layer: &LayerName, name: &str) -> Result<()> {
+        let node = self.resolve(target, true)?;
+        self.check(target, node, Access::KEY_SET_VALUE)?;
+        let layer_id = self.layer(layer)?;
+        let folded = fold(name);
+        let Some(existing) = self.state.index.value_now(node, layer_id, &folded) else {
+            return Err(Error::ValueNotFound {
+                path: target.path().to_string(),
+                name: name.to_string(),
+            });
+        };
+        if !self.attrs(node).is_volatile() {
+            // History names the value as it was written, whatever case the delete used.
+            let written = self.written_name(existing, &folded)?;
+            let key = self.alive_id(node);
+            self.push(Op::DeleteValue {
+                key,
+                layer: layer_id,
+                name: &written,
+            })?;
+        }
+        self.state.index.delete_value(node, layer_id, &folded);
+        self.changed = true;
+        Ok(())
+    }
+
+    fn set_security(&mut self, target: &Target, change: &Sddl) -> Result<()> {
+        let node = self.resolve(target, true)?;
+        self.check(target, node, rights_to_change(change))?;
+        let current = self.state.descriptors.get(self.attrs(node).sd);
+        if let Some(owner) = &change.owner
+            && *owner != current.owner
+        {
+            self.may_assign_owner(owner, target)?;
+        }
+        let descriptor = current.apply(change);
+        self.set_descriptor(node, descriptor)
+    }
+
+    /// A caller may make itself, or a group it is in, the owner; anyone else needs the
+    /// restore privilege (as on Windows).
+    fn may_assign_owner(&self, owner: &str, target: &Target) -> Result<()> {
+        let caller = &self.session.caller;
+        let owner = resolve_alias(owner);
+        let is_self = resolve_alias(&caller.principal) == owner
+            || caller
+                .groups
+                .iter()
+                .any(|group| resolve_alias(group) == owner);
+        if is_self {
+            return Ok(());
+        }
+        self.session.require(
+            Privileges::RESTORE,
+            &format!("making {owner} the owner of {}", target.path()),
+        )
+    }
+
+    /// Layers span the whole registry: creating or dropping one needs full control of the
+    /// `Machine` hive (by default the system and administrators).
+    fn check_layer_rights(&self) -> Result<()> {
+        let machine = self.hive_root(Hive::Machine);
+        self.check_node(machine, Access::KEY_ALL_ACCESS, || {
+            "Machine (needed to create or drop a layer)".to_string()
+        })
+    }
+
+    fn create_layer(&mut self, name: &str, precedence: u16) -> Result<()> {
+        self.check_layer_rights()?;
+        self.state.layers.check_new(name, precedence, self.seq)?;
+        self.push(Op::CreateLayer {
+            id: precedence,
+            name,
+        })?;
+        self.state.layers.create(precedence, name, self.seq);
+        Ok(())
+    }
+
+    fn drop_layer(&mut self, name: &str) -> Result<()> {
+        self.check_layer_rights()?;
+        let id = self.state.layers.require(name, self.seq)?;
+        self.state.layers.check_drop(id, self.seq)?;
+        self.push(Op::DropLayer { id })?;
+        self.state.index.delete_layer(id);
+        self.state.layers.drop_layer(id, self.seq);
+        Ok(())
+    }
+}
