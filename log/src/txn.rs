@@ -105,6 +105,40 @@ impl<'j> TxnBuilder<'j> {
         writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES <= capacity
     }
 
+    /// Starts the transaction in a segment of its own, at least big enough for `bytes` of
+    /// records: seals the active segment unless nothing is in it yet and it is big enough.
+    /// Call before pushing anything (a restore: one self-contained, verifiable run of
+    /// records, DESIGN.md). If the estimate was short, `fits` fails and `rollover` sizes the
+    /// next segment to what was pushed.
+    pub fn isolate(&mut self, bytes: u64) -> Result<(), LogError> {
+        debug_assert!(self.writer.buf.is_empty() && self.ops == 0);
+        let needed = (HEADER_BYTES + bytes + TAIL_RESERVE_BYTES).min(SEGMENT_SIZE_MAX_BYTES);
+        let writer = &*self.writer;
+        let fresh = writer.tail == HEADER_BYTES
+            && writer
+                .active
+                .as_ref()
+                .is_some_and(|active| active.capacity() >= needed);
+        if fresh {
+            return Ok(());
+        }
+        let capacity = self.capacity_for(needed);
+        self.journal.roll_to(&mut self.writer, capacity)
+    }
+
+    /// The size of a new segment for a transaction of `needed` bytes (header and tail
+    /// included): the usual one, or one sized to the transaction.
+    fn capacity_for(&self, needed: u64) -> u64 {
+        let usual = self.journal.segment_size_bytes;
+        if needed <= usual {
+            usual
+        } else {
+            needed
+                .next_multiple_of(LARGE_SEGMENT_ROUNDING_BYTES)
+                .min(SEGMENT_SIZE_MAX_BYTES)
+        }
+    }
+
     /// Drops what was pushed, seals the active segment and starts a new one: of the usual
     /// size, or, for a transaction larger than that (a restore of a big subtree), of the size
     /// it needs, up to SEGMENT_SIZE_MAX_BYTES. A transaction still never spans segments.
@@ -116,14 +150,7 @@ impl<'j> TxnBuilder<'j> {
                 max: SEGMENT_SIZE_MAX_BYTES,
             });
         }
-        let usual = self.journal.segment_size_bytes;
-        let capacity = if needed <= usual {
-            usual
-        } else {
-            needed
-                .next_multiple_of(LARGE_SEGMENT_ROUNDING_BYTES)
-                .min(SEGMENT_SIZE_MAX_BYTES)
-        };
+        let capacity = self.capacity_for(needed);
         self.journal.roll_to(&mut self.writer, capacity)?;
         self.writer.buf.clear();
         self.ops = 0;

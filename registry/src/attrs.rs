@@ -85,6 +85,14 @@ impl ClassNames {
         Ok(id)
     }
 
+    /// As `intern`, with the empty class meaning none (as a SetKeyClass record says).
+    pub(crate) fn intern_or_none(&mut self, class: &str) -> Result<ClassId> {
+        if class.is_empty() {
+            return Ok(ClassId::default());
+        }
+        self.intern(class)
+    }
+
     /// The class with id `id` (`None` for no class).
     pub(crate) fn get(&self, id: ClassId) -> Option<&str> {
         let index = (id.0 as usize).checked_sub(1)?;

@@ -281,6 +281,30 @@ pub enum Error {
         path: String,
     },
 
+    /// Reading or writing a stream (a backup's output or input) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A stream is a valid stream but not a valid backup.
+    #[error("not a valid backup: {reason}")]
+    BadBackup {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Volatile keys are never backed up.
+    #[error("key {path} is volatile: it lives in memory only and is never backed up")]
+    VolatileBackup {
+        /// The key.
+        path: String,
+    },
+
     /// A value of the store's own configuration is not what it must be.
     #[error("configuration value {value:?} of {key} {reason}")]
     BadConfig {

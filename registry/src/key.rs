@@ -415,6 +415,13 @@ impl Key {
         Ok(state.index.attrs_at(self.node, seq).is_link())
     }
 
+    /// Whether the key is volatile (in memory only, gone at the next open).
+    pub fn is_volatile(&self) -> Result<bool> {
+        let seq = self.seq();
+        let state = self.state(seq)?;
+        Ok(state.index.attrs_at(self.node, seq).is_volatile())
+    }
+
     /// Opens the key `relative` names below this one for reading, without following it if it
     /// is a link (as Windows' REG_OPTION_OPEN_LINK): its own values, such as its target.
     pub fn open_subkey_link(&self, relative: &str) -> Result<Key> {

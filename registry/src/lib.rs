@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod attrs;
+mod backup;
 mod classes;
 mod config;
 mod descriptors;
@@ -35,6 +36,7 @@ mod path;
 mod reader;
 mod replay;
 mod resolver;
+mod restore;
 mod security;
 mod store;
 mod stored;
@@ -43,6 +45,7 @@ mod value;
 mod verify;
 
 pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
+pub use backup::{BackupInfo, BackupReport};
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use history::{HistoryOp, HistoryTxn};
@@ -60,6 +63,7 @@ pub use layers::{
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
+pub use restore::{RestoreReport, verify_backup_file};
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,
     PRINCIPALS_MAX, Privileges, SDDL_MAX_BYTES, SECURITY_DESCRIPTOR_MAX_BYTES, Sddl,

@@ -88,7 +88,8 @@ pub enum Op<'a> {
         /// The descriptor, encoded as `SecurityDescriptor::encode` writes it.
         descriptor: &'a [u8],
     },
-    /// The flags of key `id` set (a link key is marked right after its creation).
+    /// The journaled flags of key `id` set, replacing what it had (a link key is marked right
+    /// after its creation; a restore sets its anchor's).
     SetKeyFlags {
         /// The key.
         id: KeyId,
@@ -107,11 +108,11 @@ pub enum Op<'a> {
         /// The layer.
         id: LayerId,
     },
-    /// The class of key `id` set (right after its creation).
+    /// The class of key `id` set (right after its creation, or by a restore).
     SetKeyClass {
         /// The key.
         id: KeyId,
-        /// The class.
+        /// The class; empty: none.
         class: &'a str,
     },
     /// An audit event: what a privileged operation did, for the history (the transaction's
@@ -337,7 +338,9 @@ impl<'a> Op<'a> {
             SET_KEY_CLASS => {
                 let id = r.u64("key id")?;
                 let class = get_str(&mut r, "key class")?;
-                check_class(class).map_err(|_| Short("invalid key class"))?;
+                if !class.is_empty() {
+                    check_class(class).map_err(|_| Short("invalid key class"))?;
+                }
                 Op::SetKeyClass { id, class }
             }
             AUDIT => {

@@ -13,7 +13,7 @@ use hivelog_log::{Loc, Rejected, TxnView};
 
 use crate::attrs::{KeyAttrs, KeyFlags};
 use crate::links::{LINK_VALUE_NAME, parse_target};
-use crate::op::{Op, decode_descriptor, set_value_data_at};
+use crate::op::{JOURNALED_KEY_FLAGS, Op, decode_descriptor, set_value_data_at};
 use crate::path::{DEPTH_MAX, Hive};
 use crate::store::State;
 use crate::stored::Stored;
@@ -135,7 +135,8 @@ impl<'a> Replayer<'a> {
             Op::SetKeyFlags { id, flags } => {
                 let node = self.alive(id, loc)?;
                 let attrs = self.state.index.attrs_now(node);
-                let flags = KeyFlags(attrs.flags.0 | flags);
+                // The journaled flags are set whole (a restore clears a link flag this way).
+                let flags = KeyFlags((attrs.flags.0 & !JOURNALED_KEY_FLAGS) | flags);
                 if flags.contains(KeyFlags::LINK) {
                     if self.state.index.has_alive_children(node) {
                         return Err(reject(loc, format!("link key id {id} has subkeys")));
@@ -151,7 +152,7 @@ impl<'a> Replayer<'a> {
                 let class = self
                     .state
                     .classes
-                    .intern(class)
+                    .intern_or_none(class)
                     .map_err(|error| reject(loc, error))?;
                 let attrs = self.state.index.attrs_now(node);
                 self.state

@@ -12,6 +12,7 @@ use crate::attrs::check_class;
 use crate::error::{Error, Result};
 use crate::layers::{BASE_LAYER, check_layer_name};
 use crate::links::parse_target;
+use crate::op::AuditEvent;
 use crate::path::{ClassesPath, Hive, KeyPath, check_value_name};
 use crate::security::{Access, Sddl, SecurityDescriptor};
 use crate::store::{Inner, Session};
@@ -54,7 +55,7 @@ pub struct CreateOptions {
 }
 
 /// `CreateOptions`, checked.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Create {
     pub volatile: bool,
     pub link: Option<Arc<KeyPath>>,
@@ -129,6 +130,20 @@ pub(crate) enum Intent {
     },
     DropLayer {
         name: String,
+    },
+    /// Replace the key at `target` and its subtree with a verified backup (the session's
+    /// restore privilege was checked by whoever made it; access checks are off for it).
+    Restore {
+        target: Arc<KeyPath>,
+        backup: Arc<crate::restore::Verified>,
+        event: AuditEvent,
+    },
+    /// An audit record (the session's privilege was checked by whoever made it).
+    Audit {
+        event: AuditEvent,
+        path: String,
+        source: String,
+        seq: Seq,
     },
 }
 

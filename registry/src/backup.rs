@@ -1,0 +1,346 @@
+//! Backup: a point-in-time copy of a key and its whole subtree, as a stream
+//! (`hivelog_log::stream`): one transaction's records that recreate the subtree as it was at
+//! the cut sequence number. Full fidelity: every key with its descriptor, class and flags,
+//! every layer's values byte for byte; volatile keys are left out.
+//!
+//! The records are the journal's own op records with the source store's key ids: CreateKey
+//! for every key below the anchor (parents first), then its SetKeyFlags, SetKeyClass,
+//! SetSecurity and SetValue records; the anchor's own attributes and values come first, with
+//! its id named in the header. A SetValue record is copied from the journal as it is. So a
+//! backup of the whole registry replays, unchanged, as the base of a journal.
+//!
+//! The walk reads one snapshot, so writers neither wait for it nor leak into it: it takes the
+//! state's read lock for one key at a time (its attributes, value locations and children),
+//! then copies that key's records out of the mapped journal with the lock released. Memory is
+//! bounded by one key's values and the names of the keys still to visit.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+
+use hivelog_index::{KeyId, NodeId, Seq};
+use hivelog_log::codec::{Put, Reader, Short};
+use hivelog_log::stream::{StreamInfo, StreamWriter};
+use hivelog_log::unix_nanos_now;
+
+use crate::attrs::{KeyAttrs, KeyFlags, SdId};
+use crate::error::{Error, Result};
+use crate::layers::{BASE, POLICY};
+use crate::links::locate;
+use crate::op::{AuditEvent, Op, encode_descriptor};
+use crate::security::Privileges;
+use crate::store::{Inner, State, Store, read_state};
+use crate::stored::Stored;
+
+/// The version of the description a backup's header carries.
+const BACKUP_INFO_VERSION: u8 = 1;
+
+/// What a backup's header says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupInfo {
+    /// The key the backup was taken of, its path at the cut.
+    pub source_path: String,
+    /// The cut: the backup holds the subtree as it was right after this sequence number.
+    pub seq: Seq,
+    /// The anchor key's id in the source store.
+    pub anchor: KeyId,
+    /// The layers that existed at the cut, highest precedence first: (precedence, name).
+    pub layers: Vec<(u16, String)>,
+    /// Who took the backup.
+    pub principal: String,
+    /// When, in nanoseconds since the Unix epoch.
+    pub time_unix_nanos: i64,
+    /// Records in the stream.
+    pub records: u64,
+    /// The stream's length in bytes.
+    pub bytes: u64,
+}
+
+fn put_str(buf: &mut Vec<u8>, text: &str) {
+    let len = u16::try_from(text.len()).expect("paths and layer names are shorter than 64 KiB");
+    buf.put_u16(len);
+    buf.put_bytes(text.as_bytes());
+}
+
+fn get_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Short> {
+    let len = usize::from(r.u16(what)?);
+    Ok(r.str(len, what)?.to_string())
+}
+
+impl BackupInfo {
+    /// The header bytes: `version u8 | anchor id u64 | source path | layer count u16 |
+    /// (precedence u16 | name)...`, strings UTF-8 with a u16 length.
+    fn encode(anchor: KeyId, source_path: &str, layers: &[(u16, String)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.put_u8(BACKUP_INFO_VERSION);
+        buf.put_u64(anchor);
+        put_str(&mut buf, source_path);
+        buf.put_u16(u16::try_from(layers.len()).expect("LAYERS_MAX is far below 64 Ki"));
+        for (precedence, name) in layers {
+            buf.put_u16(*precedence);
+            put_str(&mut buf, name);
+        }
+        buf
+    }
+
+    /// Reads a verified stream's description back.
+    pub(crate) fn decode(stream: &StreamInfo) -> Result<BackupInfo> {
+        let bad = |short: Short| Error::BadBackup {
+            reason: format!("its header: {}", short.0),
+        };
+        let mut r = Reader::new(&stream.info);
+        if r.u8("backup info version").map_err(bad)? != BACKUP_INFO_VERSION {
+            return Err(Error::BadBackup {
+                reason: "its header has an unknown version".into(),
+            });
+        }
+        let anchor = r.u64("anchor id").map_err(bad)?;
+        let source_path = get_str(&mut r, "source path").map_err(bad)?;
+        let count = r.u16("layer count").map_err(bad)?;
+        let mut layers = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let precedence = r.u16("layer precedence").map_err(bad)?;
+            let name = get_str(&mut r, "layer name").map_err(bad)?;
+            crate::layers::check_layer_name(&name).map_err(|e| Error::BadBackup {
+                reason: format!("its header: {e}"),
+            })?;
+            layers.push((precedence, name));
+        }
+        r.finish("trailing bytes in the backup header")
+            .map_err(bad)?;
+        Ok(BackupInfo {
+            source_path,
+            seq: stream.seq,
+            anchor,
+            layers,
+            principal: stream.principal.clone(),
+            time_unix_nanos: stream.time_unix_nanos,
+            records: stream.records,
+            bytes: stream.bytes,
+        })
+    }
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The cut sequence number.
+    pub seq: Seq,
+    /// Keys written, the anchor included.
+    pub keys: u64,
+    /// Values written, every layer's.
+    pub values: u64,
+    /// Bytes of the stream.
+    pub bytes: u64,
+}
+
+/// One key of the walk, as read under the lock.
+struct KeyCopy {
+    attrs: KeyAttrs,
+    values: Vec<Stored>,
+    children: Vec<(NodeId, KeyId, String)>,
+}
+
+fn copy_key(state: &State, node: NodeId, at: Seq) -> KeyCopy {
+    let index = &state.index;
+    KeyCopy {
+        attrs: index.attrs_at(node, at),
+        values: index.values_at(node, at).iter().map(|v| v.value).collect(),
+        children: index
+            .children_at(node, at)
+            .filter(|child| !index.attrs_at(child.node, at).is_volatile())
+            .map(|child| (child.node, child.id, child.name.to_string()))
+            .collect(),
+    }
+}
+
+impl Store {
+    /// Writes a backup of the key at `path` and its whole subtree as they were right after
+    /// sequence number `at` to `out`, and returns what it wrote. Needs SeBackupPrivilege and
+    /// reads every key whatever its descriptor; every backup is audited (a journal record
+    /// naming the key and the cut, by this handle's principal). Writers neither wait for it
+    /// nor leak into it.
+    pub fn backup(&self, path: &str, at: Seq, out: impl Write) -> Result<BackupReport> {
+        let session = self.session_ref();
+        session.require(Privileges::BACKUP, &format!("a backup of {path}"))?;
+        let last = self.seq();
+        if at > last {
+            return Err(Error::FutureSeq { seq: at, last });
+        }
+        let key_path = self.parse(path)?;
+        let inner = self.inner();
+        let (anchor, anchor_id, source, layers) = {
+            let state = read_state(&inner.state);
+            let not_found = || Error::KeyNotFound {
+                path: key_path.to_string(),
+            };
+            let node = locate(&state, &key_path, at, true)?.ok_or_else(not_found)?;
+            let key = state.index.key_at(node, at).ok_or_else(not_found)?;
+            if state.index.attrs_at(node, at).is_volatile() {
+                return Err(Error::VolatileBackup {
+                    path: key_path.to_string(),
+                });
+            }
+            let source = state
+                .index
+                .display_path(node, at)
+                .unwrap_or_else(|| key_path.to_string());
+            let layers: Vec<(u16, String)> = state
+                .layers
+                .list_at(at)
+                .into_iter()
+                .map(|layer| (layer.precedence, layer.name))
+                .collect();
+            (node, key.id, source, layers)
+        };
+        self.commit(&[crate::txn::Intent::Audit {
+            event: AuditEvent::Backup,
+            path: key_path.to_string(),
+            source: String::new(),
+            seq: at,
+        }])?;
+        let info = BackupInfo::encode(anchor_id, &source, &layers);
+        let out = BufWriter::with_capacity(1 << 20, out);
+        let mut writer = StreamWriter::new(out, at, &info).map_err(|source| Error::Io {
+            what: "writing the backup".into(),
+            source,
+        })?;
+        for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
+            writer.push(|buf| {
+                Op::CreateLayer {
+                    id: *precedence,
+                    name,
+                }
+                .encode(buf)
+            })?;
+        }
+        let mut walk = Walk {
+            inner,
+            at,
+            writer,
+            descriptors: HashMap::new(),
+            keys: 0,
+            values: 0,
+        };
+        walk.subtree(anchor, anchor_id)?;
+        let (keys, values) = (walk.keys, walk.values);
+        let (mut out, bytes) = walk.writer.finish(self.principal(), unix_nanos_now())?;
+        out.flush().map_err(|source| Error::Io {
+            what: "writing the backup".into(),
+            source,
+        })?;
+        Ok(BackupReport {
+            seq: at,
+            keys,
+            values,
+            bytes,
+        })
+    }
+}
+
+/// A key the walk has still to write.
+struct ToVisit {
+    node: NodeId,
+    id: KeyId,
+    /// Its parent's id and its name (none for the anchor, which is not created).
+    created: Option<(KeyId, String)>,
+}
+
+struct Walk<'a, W: Write> {
+    inner: &'a Inner,
+    at: Seq,
+    writer: StreamWriter<W>,
+    /// Descriptors already encoded, by id: a subtree usually shares a few.
+    descriptors: HashMap<SdId, Vec<u8>>,
+    keys: u64,
+    values: u64,
+}
+
+impl<W: Write> Walk<'_, W> {
+    /// Writes the anchor's records, then every key below it, parents before children.
+    fn subtree(&mut self, anchor: NodeId, anchor_id: KeyId) -> Result<()> {
+        let mut stack = vec![ToVisit {
+            node: anchor,
+            id: anchor_id,
+            created: None,
+        }];
+        while let Some(ToVisit { node, id, created }) = stack.pop() {
+            // Under the lock only what the snapshot holds; the output (a pipe, maybe slow)
+            // is written with the lock released.
+            let (copy, class) = {
+                let state = read_state(&self.inner.state);
+                let copy = copy_key(&state, node, self.at);
+                self.descriptor(&state, copy.attrs.sd);
+                let class = state.classes.get(copy.attrs.class).map(str::to_string);
+                (copy, class)
+            };
+            if let Some((parent, name)) = &created {
+                self.writer.push(|buf| {
+                    Op::CreateKey {
+                        id,
+                        parent: *parent,
+                        name,
+                    }
+                    .encode(buf)
+                })?;
+            }
+            self.attributes(id, copy.attrs, class.as_deref())?;
+            self.keys += 1;
+            for stored in &copy.values {
+                self.value(*stored)?;
+            }
+            // Reversed, so the stack hands children out in name order.
+            for (child, child_id, name) in copy.children.into_iter().rev() {
+                stack.push(ToVisit {
+                    node: child,
+                    id: child_id,
+                    created: Some((id, name)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn descriptor(&mut self, state: &State, sd: SdId) {
+        self.descriptors
+            .entry(sd)
+            .or_insert_with(|| encode_descriptor(state.descriptors.get(sd)));
+    }
+
+    fn attributes(&mut self, id: KeyId, attrs: KeyAttrs, class: Option<&str>) -> Result<()> {
+        let flags = attrs.flags.0 & KeyFlags::LINK.0;
+        if flags != 0 {
+            self.writer
+                .push(|buf| Op::SetKeyFlags { id, flags }.encode(buf))?;
+        }
+        if let Some(class) = class {
+            self.writer
+                .push(|buf| Op::SetKeyClass { id, class }.encode(buf))?;
+        }
+        let descriptor = &self.descriptors[&attrs.sd];
+        self.writer
+            .push(|buf| Op::SetSecurity { id, descriptor }.encode(buf))?;
+        Ok(())
+    }
+
+    /// Copies a value's SetValue record from the journal: the record names the key by its
+    /// id, which the backup keeps, so it is the backup's record byte for byte.
+    fn value(&mut self, stored: Stored) -> Result<()> {
+        let writer = &mut self.writer;
+        let copied = self.inner.journal.with_op(stored.loc, |payload| {
+            writer.push(|buf| buf.extend_from_slice(payload))
+        });
+        match copied {
+            Some(pushed) => pushed?,
+            None => {
+                return Err(Error::Damaged {
+                    what: format!(
+                        "value record at segment {}, offset {}",
+                        stored.loc.segment, stored.loc.offset
+                    ),
+                });
+            }
+        }
+        self.values += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,452 @@
+//! Restore: replace a key's subtree with a backup's, in one transaction.
+//!
+//! The stream is read whole and verified first (every frame's checksum, the trailer's count
+//! and checksum, then every record's structure: it decodes, it is a kind a backup holds, it
+//! names only keys created before it, no two keys share a name under one parent, no layer
+//! outside the header's table), into a spool file beside the journal; a stream that fails any
+//! of it changes nothing. Then one transaction, in a journal segment of its own: a subtree
+//! tombstone at the key (ClearSubtree), the backup's records for the key and its subtree
+//! under new ids, and an audit record. Readers see the old subtree until it commits and the
+//! new one after; a crash before the Commit record means it never happened.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use hivelog_index::fold::{fold, fold_into};
+use hivelog_index::{KeyId, LayerId, NodeId, Seq};
+use hivelog_log::stream::{stream_ops, verify_stream};
+use memmap2::Mmap;
+
+use crate::attrs::{KeyAttrs, KeyFlags};
+use crate::backup::BackupInfo;
+use crate::error::{Error, Result};
+use crate::layers::{BASE, POLICY};
+use crate::links::{LINK_VALUE_NAME, parse_target};
+use crate::op::{AuditEvent, JOURNALED_KEY_FLAGS, Op, decode_descriptor, set_value_data_at};
+use crate::path::{DEPTH_MAX, KeyPath};
+use crate::resolver::Resolver;
+use crate::security::Privileges;
+use crate::store::Store;
+use crate::stored::Stored;
+use crate::txn::{Create, Intent};
+
+/// A backup read whole and verified, kept aside (mapped) for the commit to apply.
+pub(crate) struct Verified {
+    map: Mmap,
+    pub info: BackupInfo,
+    /// Levels below the anchor of the deepest key.
+    depth: usize,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+fn bad(reason: String) -> Error {
+    Error::BadBackup { reason }
+}
+
+impl Verified {
+    /// Reads `input` to its end into a spool file in `dir`, checking every byte and every
+    /// record.
+    pub(crate) fn read(dir: &Path, input: impl Read) -> Result<Verified> {
+        let spool = tempfile::tempfile_in(dir).map_err(io("creating the restore's spool file"))?;
+        let mut copy = BufWriter::with_capacity(1 << 20, &spool);
+        let stream = verify_stream(input, &mut copy)?;
+        copy.into_inner()
+            .map_err(|e| Error::Io {
+                what: "writing the restore's spool file".into(),
+                source: e.into_error(),
+            })?
+            .sync_data()
+            .map_err(io("syncing the restore's spool file"))?;
+        Self::checked(&spool, &stream)
+    }
+
+    /// Maps and checks a backup file in place.
+    pub(crate) fn open(path: &Path) -> Result<Verified> {
+        let file = File::open(path).map_err(io(&format!("opening {}", path.display())))?;
+        // SAFETY: the mapping is only read; a backup file changed under it is at worst read
+        // wrong, and every record is checked again as it is decoded.
+        let map = unsafe { Mmap::map(&file) }.map_err(io("mapping the backup"))?;
+        let stream = verify_stream(&map[..], std::io::sink())?;
+        drop(map);
+        Self::checked(&file, &stream)
+    }
+
+    fn checked(file: &File, stream: &hivelog_log::stream::StreamInfo) -> Result<Verified> {
+        // SAFETY: the file is this process's own spool (or a backup file checked just now);
+        // it is only read, and every record is decoded with its lengths checked.
+        let map = unsafe { Mmap::map(file) }.map_err(io("mapping the backup"))?;
+        let info = BackupInfo::decode(stream)?;
+        let depth = check_records(&map, &info)?;
+        Ok(Verified { map, info, depth })
+    }
+
+    /// The records, decoded.
+    fn ops(&self) -> impl Iterator<Item = Result<Op<'_>>> {
+        let ops = stream_ops(&self.map);
+        let ops: Box<dyn Iterator<Item = _>> = match ops {
+            Ok(ops) => Box::new(ops),
+            Err(error) => Box::new(std::iter::once(Err(error))),
+        };
+        ops.map(|payload| {
+            let payload = payload?;
+            Op::decode(payload).map_err(|short| bad(format!("a record: {}", short.0)))
+        })
+    }
+}
+
+/// Checks every record of a backup; returns the depth of its deepest key below the anchor.
+fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
+    let layers: HashSet<u16> = info
+        .layers
+        .iter()
+        .map(|(precedence, _)| *precedence)
+        .collect();
+    let mut depth_of: HashMap<KeyId, usize> = HashMap::from([(info.anchor, 0)]);
+    let mut names: HashSet<(KeyId, String)> = HashSet::new();
+    let mut deepest = 0;
+    let mut keys_started = false;
+    let known = |id: KeyId, depth_of: &HashMap<KeyId, usize>| {
+        depth_of
+            .contains_key(&id)
+            .then_some(())
+            .ok_or_else(|| bad(format!("a record names key id {id} before creating it")))
+    };
+    for payload in stream_ops(map)? {
+        let op = Op::decode(payload?).map_err(|short| bad(format!("a record: {}", short.0)))?;
+        match op {
+            Op::CreateLayer { id, .. } if !keys_started => {
+                if !layers.contains(&id) {
+                    return Err(bad(format!("layer {id} is not in the header's table")));
+                }
+            }
+            Op::CreateKey { id, parent, name } => {
+                keys_started = true;
+                let depth =
+                    depth_of.get(&parent).copied().ok_or_else(|| {
+                        bad(format!("key id {id}'s parent {parent} comes after it"))
+                    })? + 1;
+                if depth_of.insert(id, depth).is_some() || id == 0 {
+                    return Err(bad(format!("key id {id} is created twice")));
+                }
+                if !names.insert((parent, fold(name))) {
+                    return Err(bad(format!("two keys named {name:?} under one parent")));
+                }
+                deepest = deepest.max(depth);
+            }
+            Op::SetSecurity { id, .. }
+            | Op::SetKeyFlags { id, .. }
+            | Op::SetKeyClass { id, .. } => {
+                keys_started = true;
+                known(id, &depth_of)?;
+            }
+            Op::SetValue { key, layer, .. } => {
+                keys_started = true;
+                known(key, &depth_of)?;
+                if !layers.contains(&layer) {
+                    return Err(bad(format!(
+                        "a value is in layer {layer}, not in the header's table"
+                    )));
+                }
+            }
+            other => return Err(bad(format!("a backup holds no record like {other:?}"))),
+        }
+    }
+    Ok(deepest)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The restore's sequence number.
+    pub seq: Seq,
+    /// What the backup said of itself.
+    pub backup: BackupInfo,
+}
+
+impl Store {
+    /// Replaces the key at `path` (created if it does not exist) and everything below it
+    /// with the backup `input` holds, as one transaction: not a merge, whatever was below
+    /// the key is gone, and the key keeps its id and place while its values, descriptor,
+    /// class and descendants come from the backup. The stream is verified whole first; a
+    /// truncated, damaged or foreign one is refused and the store is untouched. Needs
+    /// SeRestorePrivilege (it rewrites owners and DACLs throughout the subtree); audited.
+    pub fn restore(&self, path: &str, input: impl Read) -> Result<RestoreReport> {
+        self.require_restore(path)?;
+        let backup = Verified::read(self.dir(), input)?;
+        self.apply_backup(path, backup, AuditEvent::Restore)
+    }
+
+    /// As [`Store::restore`], from a backup file (checked where it lies, without a copy).
+    pub fn restore_file(&self, path: &str, file: impl AsRef<Path>) -> Result<RestoreReport> {
+        self.require_restore(path)?;
+        let backup = Verified::open(file.as_ref())?;
+        self.apply_backup(path, backup, AuditEvent::Restore)
+    }
+
+    fn require_restore(&self, path: &str) -> Result<()> {
+        self.session_ref()
+            .require(Privileges::RESTORE, &format!("a restore into {path}"))
+    }
+
+    pub(crate) fn apply_backup(
+        &self,
+        path: &str,
+        backup: Verified,
+        event: AuditEvent,
+    ) -> Result<RestoreReport> {
+        let target = Arc::new(self.parse(path)?);
+        if target.depth() + backup.depth > DEPTH_MAX {
+            return Err(Error::TooDeep {
+                path: target.to_string(),
+                depth: target.depth() + backup.depth,
+                max: DEPTH_MAX,
+            });
+        }
+        let info = backup.info.clone();
+        let seq = self.commit(&[Intent::Restore {
+            target,
+            backup: Arc::new(backup),
+            event,
+        }])?;
+        Ok(RestoreReport { seq, backup: info })
+    }
+}
+
+/// Checks a backup file without a store (`hivelog verify FILE`): the stream and every record.
+pub fn verify_backup_file(file: impl AsRef<Path>) -> Result<BackupInfo> {
+    Ok(Verified::open(file.as_ref())?.info)
+}
+
+/// A key of the backup as restored: its new id and node.
+#[derive(Clone, Copy)]
+struct Restored {
+    id: KeyId,
+    node: NodeId,
+}
+
+impl Resolver<'_, '_> {
+    /// Applies a verified backup to the key at `target`; see the module documentation.
+    pub(crate) fn restore(
+        &mut self,
+        target: &KeyPath,
+        backup: &Verified,
+        event: AuditEvent,
+    ) -> Result<()> {
+        let node = match crate::links::locate(self.state, target, self.seq, true)? {
+            Some(node) => node,
+            None => {
+                self.create_key(target, &Create::default())?;
+                crate::links::locate(self.state, target, self.seq, true)?
+                    .expect("a key just created exists")
+            }
+        };
+        let attrs = self.attrs(node);
+        if attrs.is_volatile() {
+            return Err(Error::VolatileBackup {
+                path: target.to_string(),
+            });
+        }
+        let id = self.alive_id(node);
+        self.push(Op::ClearSubtree { id })?;
+        self.state.index.clear_subtree(node);
+        // The anchor's journaled flags and class are the backup's (reset here; the backup's
+        // records set them again if it has them).
+        if attrs.flags.0 & JOURNALED_KEY_FLAGS != 0 {
+            self.push(Op::SetKeyFlags { id, flags: 0 })?;
+        }
+        if attrs.class.0 != 0 {
+            self.push(Op::SetKeyClass { id, class: "" })?;
+        }
+        self.state.index.set_attrs(
+            node,
+            KeyAttrs {
+                sd: attrs.sd,
+                ..KeyAttrs::default()
+            },
+        );
+        let mut keys: HashMap<KeyId, Restored> =
+            HashMap::from([(backup.info.anchor, Restored { id, node })]);
+        let layers = self.restore_layers(&backup.info)?;
+        for op in backup.ops() {
+            self.restore_op(op?, &mut keys, &layers)?;
+        }
+        self.push(Op::Audit {
+            event,
+            path: &target.to_string(),
+            source: &backup.info.source_path,
+            seq: backup.info.seq,
+        })?;
+        Ok(())
+    }
+
+    /// The layers of this store that the backup's layers go to, by name: an existing layer
+    /// of that name, or a new one with the backup's precedence.
+    fn restore_layers(&mut self, info: &BackupInfo) -> Result<HashMap<u16, LayerId>> {
+        let mut map = HashMap::new();
+        for (precedence, name) in &info.layers {
+            let here = match self.state.layers.id_at(name, self.seq) {
+                Some(id) => id,
+                None if *precedence == BASE || *precedence == POLICY => *precedence,
+                None => {
+                    self.state.layers.check_new(name, *precedence, self.seq)?;
+                    self.push(Op::CreateLayer {
+                        id: *precedence,
+                        name,
+                    })?;
+                    self.state.layers.create(*precedence, name, self.seq);
+                    *precedence
+                }
+            };
+            map.insert(*precedence, here);
+        }
+        Ok(map)
+    }
+
+    fn restore_op(
+        &mut self,
+        op: Op<'_>,
+        keys: &mut HashMap<KeyId, Restored>,
+        layers: &HashMap<u16, LayerId>,
+    ) -> Result<()> {
+        let key = |id: KeyId| {
+            keys.get(&id)
+                .copied()
+                .ok_or_else(|| bad(format!("a record names key id {id} before creating it")))
+        };
+        match op {
+            // The layers were mapped from the header's table.
+            Op::CreateLayer { .. } => {}
+            Op::CreateKey { id, parent, name } => {
+                let parent = key(parent)?;
+                let created = self.restore_key(parent, name)?;
+                keys.insert(id, created);
+            }
+            Op::SetSecurity { id, descriptor } => {
+                let restored = key(id)?;
+                let descriptor = decode_descriptor(descriptor)
+                    .map_err(|short| bad(format!("a descriptor: {}", short.0)))?;
+                // Only when it differs from what the key got by inheritance: a subtree
+                // restored by its owner usually inherits exactly what it had.
+                if *self.state.descriptors.get(self.attrs(restored.node).sd) != descriptor {
+                    self.set_descriptor(restored.node, descriptor)?;
+                }
+            }
+            Op::SetKeyFlags { id, flags } => {
+                let restored = key(id)?;
+                self.push(Op::SetKeyFlags {
+                    id: restored.id,
+                    flags,
+                })?;
+                let attrs = self.attrs(restored.node);
+                let flags = KeyFlags((attrs.flags.0 & !JOURNALED_KEY_FLAGS) | flags);
+                if flags.contains(KeyFlags::LINK) {
+                    self.state.links = true;
+                }
+                self.state
+                    .index
+                    .set_attrs(restored.node, KeyAttrs { flags, ..attrs });
+            }
+            Op::SetKeyClass { id, class } => {
+                let restored = key(id)?;
+                self.push(Op::SetKeyClass {
+                    id: restored.id,
+                    class,
+                })?;
+                let class = self.state.classes.intern_or_none(class)?;
+                let attrs = self.attrs(restored.node);
+                self.state
+                    .index
+                    .set_attrs(restored.node, KeyAttrs { class, ..attrs });
+            }
+            Op::SetValue {
+                key: id,
+                layer,
+                ty,
+                name,
+                data,
+            } => {
+                let restored = key(id)?;
+                let layer = *layers
+                    .get(&layer)
+                    .ok_or_else(|| bad(format!("a value is in unknown layer {layer}")))?;
+                self.restore_value(restored, layer, ty, name, data)?;
+            }
+            other => return Err(bad(format!("a backup holds no record like {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Creates key `name` under `parent` with a new id and the descriptor it inherits.
+    fn restore_key(&mut self, parent: Restored, name: &str) -> Result<Restored> {
+        let id = self.new_id(false);
+        self.push(Op::CreateKey {
+            id,
+            parent: parent.id,
+            name,
+        })?;
+        let creator = self.session.principal();
+        let sd = self
+            .state
+            .descriptors
+            .inherit(self.attrs(parent.node).sd, creator)?;
+        let node = self.state.index.create_key(
+            parent.node,
+            name,
+            id,
+            KeyAttrs {
+                sd,
+                ..KeyAttrs::default()
+            },
+        );
+        Ok(Restored { id, node })
+    }
+
+    fn restore_value(
+        &mut self,
+        key: Restored,
+        layer: LayerId,
+        ty: crate::value::ValueType,
+        name: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        let loc = self.push(Op::SetValue {
+            key: key.id,
+            layer,
+            ty,
+            name,
+            data,
+        })?;
+        let mut folded = std::mem::take(&mut self.folded_name);
+        folded.clear();
+        fold_into(name, &mut folded);
+        if self.attrs(key.node).is_link() && folded == fold(LINK_VALUE_NAME) {
+            let target = crate::value::Value::new(ty, data.to_vec())
+                .utf16_units()
+                .and_then(|units| String::from_utf16(&units).ok())
+                .ok_or_else(|| bad("a link's target is not UTF-16".into()))?;
+            let target = parse_target(&self.display_node(key.node), &target)?;
+            self.state.link_targets.insert(key.id, Arc::new(target));
+        }
+        let stored = Stored::new(loc, ty, data, set_value_data_at(name.len()));
+        self.state.index.set_value(key.node, layer, &folded, stored);
+        self.folded_name = folded;
+        Ok(())
+    }
+}
