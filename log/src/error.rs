@@ -51,6 +51,33 @@ pub enum LogError {
         max: u64,
     },
 
+    /// A range of sequence numbers that is empty or reaches past the journal.
+    #[error("sequence numbers ({from}, {to}] are not a range of this journal (last: {last})")]
+    BadRange {
+        /// The range's start (exclusive).
+        from: Seq,
+        /// Its end (inclusive).
+        to: Seq,
+        /// The last committed sequence number.
+        last: Seq,
+    },
+
+    /// A journal is to be assembled where files exist already.
+    #[error("{} is not empty", path.display())]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// Archives that end before the sequence number asked for.
+    #[error("the archives end at sequence number {last}, before {wanted}")]
+    ArchiveShort {
+        /// The sequence number asked for.
+        wanted: Seq,
+        /// The last one the archives hold.
+        last: Seq,
+    },
+
     /// A stream (a backup) is not what it must be: foreign, truncated, damaged.
     #[error("invalid stream at byte {offset}: {reason}")]
     BadStream {

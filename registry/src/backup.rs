@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::layers::{BASE, POLICY};
 use crate::links::locate;
 use crate::op::{AuditEvent, Op, encode_descriptor};
+use crate::path::KeyPath;
 use crate::security::Privileges;
 use crate::store::{Inner, State, Store, read_state};
 use crate::stored::Stored;
@@ -153,6 +154,22 @@ fn copy_key(state: &State, node: NodeId, at: Seq) -> KeyCopy {
     }
 }
 
+/// What a backup starts from.
+#[derive(Clone, Copy)]
+pub(crate) enum Anchor<'a> {
+    /// A key and its subtree.
+    Key(&'a KeyPath),
+    /// The whole registry: both hives, under the root above them (id 0).
+    Registry,
+}
+
+fn io(source: std::io::Error) -> Error {
+    Error::Io {
+        what: "writing the backup".into(),
+        source,
+    }
+}
+
 impl Store {
     /// Writes a backup of the key at `path` and its whole subtree as they were right after
     /// sequence number `at` to `out`, and returns what it wrote. Needs SeBackupPrivilege and
@@ -160,81 +177,113 @@ impl Store {
     /// naming the key and the cut, by this handle's principal). Writers neither wait for it
     /// nor leak into it.
     pub fn backup(&self, path: &str, at: Seq, out: impl Write) -> Result<BackupReport> {
-        let session = self.session_ref();
-        session.require(Privileges::BACKUP, &format!("a backup of {path}"))?;
+        let key_path = self.parse(path)?;
+        self.audited_backup(Anchor::Key(&key_path), &key_path.to_string(), at, out)
+    }
+
+    /// As [`Store::backup`], of the whole registry (both hives): the stream a recovery
+    /// from a backup and archives starts from.
+    pub fn backup_registry(&self, at: Seq, out: impl Write) -> Result<BackupReport> {
+        self.audited_backup(Anchor::Registry, "", at, out)
+    }
+
+    fn audited_backup(
+        &self,
+        anchor: Anchor<'_>,
+        path: &str,
+        at: Seq,
+        out: impl Write,
+    ) -> Result<BackupReport> {
+        let what = if path.is_empty() {
+            "the registry"
+        } else {
+            path
+        };
+        self.session_ref()
+            .require(Privileges::BACKUP, &format!("a backup of {what}"))?;
         let last = self.seq();
         if at > last {
             return Err(Error::FutureSeq { seq: at, last });
         }
-        let key_path = self.parse(path)?;
-        let inner = self.inner();
-        let (anchor, anchor_id, source, layers) = {
-            let state = read_state(&inner.state);
-            let not_found = || Error::KeyNotFound {
-                path: key_path.to_string(),
-            };
-            let node = locate(&state, &key_path, at, true)?.ok_or_else(not_found)?;
-            let key = state.index.key_at(node, at).ok_or_else(not_found)?;
-            if state.index.attrs_at(node, at).is_volatile() {
-                return Err(Error::VolatileBackup {
-                    path: key_path.to_string(),
-                });
-            }
-            let source = state
-                .index
-                .display_path(node, at)
-                .unwrap_or_else(|| key_path.to_string());
-            let layers: Vec<(u16, String)> = state
-                .layers
-                .list_at(at)
-                .into_iter()
-                .map(|layer| (layer.precedence, layer.name))
-                .collect();
-            (node, key.id, source, layers)
-        };
         self.commit(&[crate::txn::Intent::Audit {
             event: AuditEvent::Backup,
-            path: key_path.to_string(),
+            path: path.to_string(),
             source: String::new(),
             seq: at,
         }])?;
-        let info = BackupInfo::encode(anchor_id, &source, &layers);
-        let out = BufWriter::with_capacity(1 << 20, out);
-        let mut writer = StreamWriter::new(out, at, &info).map_err(|source| Error::Io {
-            what: "writing the backup".into(),
-            source,
-        })?;
-        for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
-            writer.push(|buf| {
-                Op::CreateLayer {
-                    id: *precedence,
-                    name,
-                }
-                .encode(buf)
-            })?;
-        }
-        let mut walk = Walk {
-            inner,
-            at,
-            writer,
-            descriptors: HashMap::new(),
-            keys: 0,
-            values: 0,
-        };
-        walk.subtree(anchor, anchor_id)?;
-        let (keys, values) = (walk.keys, walk.values);
-        let (mut out, bytes) = walk.writer.finish(self.principal(), unix_nanos_now())?;
-        out.flush().map_err(|source| Error::Io {
-            what: "writing the backup".into(),
-            source,
-        })?;
-        Ok(BackupReport {
-            seq: at,
-            keys,
-            values,
-            bytes,
-        })
+        write_backup(self.inner(), anchor, at, out, self.principal())
     }
+}
+
+/// Writes the backup of `anchor` at `at` to `out`, as `principal` (no privilege check, no
+/// audit: the callers do both).
+pub(crate) fn write_backup(
+    inner: &Inner,
+    anchor: Anchor<'_>,
+    at: Seq,
+    out: impl Write,
+    principal: &str,
+) -> Result<BackupReport> {
+    let (node, anchor_id, source, layers) = {
+        let state = read_state(&inner.state);
+        let (node, anchor_id, source) = match anchor {
+            Anchor::Registry => (state.index.root(), 0, String::new()),
+            Anchor::Key(key_path) => {
+                let not_found = || Error::KeyNotFound {
+                    path: key_path.to_string(),
+                };
+                let node = locate(&state, key_path, at, true)?.ok_or_else(not_found)?;
+                let key = state.index.key_at(node, at).ok_or_else(not_found)?;
+                if state.index.attrs_at(node, at).is_volatile() {
+                    return Err(Error::VolatileBackup {
+                        path: key_path.to_string(),
+                    });
+                }
+                let source = state
+                    .index
+                    .display_path(node, at)
+                    .unwrap_or_else(|| key_path.to_string());
+                (node, key.id, source)
+            }
+        };
+        let layers: Vec<(u16, String)> = state
+            .layers
+            .list_at(at)
+            .into_iter()
+            .map(|layer| (layer.precedence, layer.name))
+            .collect();
+        (node, anchor_id, source, layers)
+    };
+    let info = BackupInfo::encode(anchor_id, &source, &layers);
+    let out = BufWriter::with_capacity(1 << 20, out);
+    let mut writer = StreamWriter::new(out, at, &info).map_err(io)?;
+    for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
+        writer.push(|buf| {
+            Op::CreateLayer {
+                id: *precedence,
+                name,
+            }
+            .encode(buf)
+        })?;
+    }
+    let mut walk = Walk {
+        inner,
+        at,
+        writer,
+        descriptors: HashMap::new(),
+        keys: 0,
+        values: 0,
+    };
+    walk.subtree(node, anchor_id)?;
+    let (keys, values) = (walk.keys, walk.values);
+    let (mut out, bytes) = walk.writer.finish(principal, unix_nanos_now())?;
+    out.flush().map_err(io)?;
+    Ok(BackupReport {
+        seq: at,
+        keys,
+        values,
+        bytes,
+    })
 }
 
 /// A key the walk has still to write.
@@ -283,8 +332,11 @@ impl<W: Write> Walk<'_, W> {
                     .encode(buf)
                 })?;
             }
-            self.attributes(id, copy.attrs, class.as_deref())?;
-            self.keys += 1;
+            // The root above the hives has nothing of its own to keep.
+            if id != 0 {
+                self.attributes(id, copy.attrs, class.as_deref())?;
+                self.keys += 1;
+            }
             for stored in &copy.values {
                 self.value(*stored)?;
             }

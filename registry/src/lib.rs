@@ -33,6 +33,7 @@ mod layers;
 mod links;
 mod op;
 mod path;
+mod pitr;
 mod reader;
 mod replay;
 mod resolver;
@@ -50,6 +51,7 @@ pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use history::{HistoryOp, HistoryTxn};
 pub use hivelog_index::KeyId;
+pub use hivelog_log::archive::SegmentSummary;
 #[cfg(feature = "sim")]
 pub use hivelog_log::sim;
 pub use hivelog_log::{
@@ -63,6 +65,7 @@ pub use layers::{
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
+pub use pitr::{recover_from_backup, verify_archive_file};
 pub use restore::{RestoreReport, verify_backup_file};
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,

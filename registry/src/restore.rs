@@ -80,12 +80,22 @@ impl Verified {
     /// Maps and checks a backup file in place.
     pub(crate) fn open(path: &Path) -> Result<Verified> {
         let file = File::open(path).map_err(io(&format!("opening {}", path.display())))?;
+        Self::from_file(&file)
+    }
+
+    /// Maps and checks an open backup file.
+    pub(crate) fn from_file(file: &File) -> Result<Verified> {
         // SAFETY: the mapping is only read; a backup file changed under it is at worst read
         // wrong, and every record is checked again as it is decoded.
-        let map = unsafe { Mmap::map(&file) }.map_err(io("mapping the backup"))?;
+        let map = unsafe { Mmap::map(file) }.map_err(io("mapping the backup"))?;
         let stream = verify_stream(&map[..], std::io::sink())?;
         drop(map);
-        Self::checked(&file, &stream)
+        Self::checked(file, &stream)
+    }
+
+    /// The stream's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map
     }
 
     fn checked(file: &File, stream: &hivelog_log::stream::StreamInfo) -> Result<Verified> {

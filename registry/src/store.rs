@@ -215,6 +215,16 @@ pub struct Store {
     session: Arc<Session>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("principal", &self.principal())
+            .field("seq", &self.seq())
+            .finish()
+    }
+}
+
 /// Counts and sizes, as `hivelog stats` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {

@@ -343,6 +343,11 @@ impl Transaction {
         Ok(self)
     }
 
+    /// Adds an intent made elsewhere in the crate (an audit record).
+    pub(crate) fn push_intent(&mut self, intent: Intent) {
+        self.intents.push(intent);
+    }
+
     /// Number of changes added so far.
     pub fn len(&self) -> usize {
         self.intents.len()

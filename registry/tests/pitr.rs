@@ -1,0 +1,304 @@
+//! Point-in-time recovery through the public API: reverting a subtree, recovering a store at
+//! a sequence number, and rebuilding states from a whole-registry backup plus archives, each
+//! compared with what a snapshot at that sequence number reads (the model-based proptest
+//! checks snapshots against a model, so these compare against the model by way of them).
+
+// Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
+// only #[test] functions, not the helpers they share.)
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use hivelog::{
+    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, Value, recover_from_backup,
+    sddl, verify_archive_file,
+};
+use proptest::prelude::*;
+use tempfile::TempDir;
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, Options::default()).unwrap()
+}
+
+fn dump_key(key: &Key, relative: &str, out: &mut Vec<String>) {
+    out.push(format!(
+        "key {relative:?} class {:?} sd {}",
+        key.class().unwrap(),
+        sddl::format(&key.security().unwrap())
+    ));
+    for (name, _) in key.enum_values().unwrap() {
+        for layered in key.value_stack(&name).unwrap() {
+            out.push(format!("  {name:?} {} {:?}", layered.layer, layered.value));
+        }
+    }
+    for sub in key.enum_keys().unwrap() {
+        let child = key.open_subkey_link(&sub).unwrap();
+        dump_key(&child, &format!("{relative}\\{sub}"), out);
+    }
+}
+
+/// Both hives, everything in them, as a snapshot at `at` (or now) reads them.
+fn dump(store: &Store, at: Option<Seq>) -> Vec<String> {
+    let view = match at {
+        Some(seq) => store.snapshot_at(seq).unwrap(),
+        None => store.snapshot(),
+    };
+    let mut out = Vec::new();
+    for hive in ["HKLM", "HKU"] {
+        let key = view.open_key_with(hive, Access::KEY_READ).unwrap();
+        dump_key(&key, hive, &mut out);
+    }
+    out
+}
+
+/// A history touching keys, values, layers and descriptors; returns the sequence numbers.
+fn history(store: &Store) -> Vec<Seq> {
+    let mut seqs = vec![store.seq()];
+    let mut step = |f: &dyn Fn(&Store) -> Seq| seqs.push(f(store));
+    step(&|s| s.create_layer("role", 10).unwrap());
+    step(&|s| {
+        let mut tx = s.transaction();
+        tx.create_key(r"HKLM\Software\App\Sub").unwrap();
+        tx.set_value(r"HKLM\Software\App", "V", &1u32).unwrap();
+        tx.set_value_in("role", r"HKLM\Software\App", "V", &2u32)
+            .unwrap();
+        tx.commit().unwrap()
+    });
+    step(&|s| {
+        s.set_security(
+            r"HKLM\Software\App\Sub",
+            &sddl::parse("D:P(A;;KA;;;SY)").unwrap(),
+        )
+        .unwrap()
+    });
+    step(&|s| {
+        s.open_key_with(r"HKLM\Software\App", Access::KEY_ALL_ACCESS)
+            .unwrap()
+            .set_value("V", &3u32)
+            .unwrap()
+    });
+    step(&|s| s.delete_tree(r"HKLM\Software\App\Sub").unwrap());
+    step(&|s| {
+        s.create_key(r"HKU\alice\Env")
+            .unwrap()
+            .set_value("Path", "C:\\")
+            .unwrap()
+    });
+    step(&|s| s.drop_layer("role").unwrap());
+    seqs
+}
+
+#[test]
+fn a_revert_puts_a_subtree_back_as_one_audited_transaction() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let seqs = history(&store);
+    let target = seqs[3];
+    let past = store.snapshot_at(target).unwrap();
+    let mut expected = Vec::new();
+    dump_key(
+        &past.open_key(r"HKLM\Software\App").unwrap(),
+        "",
+        &mut expected,
+    );
+    let before = store.seq();
+    let before_dump = dump(&store, Some(before));
+    let reverted = store.revert(r"HKLM\Software\App", target).unwrap();
+    assert_eq!(reverted, before + 1, "one new transaction");
+    let mut now = Vec::new();
+    dump_key(&store.open_key(r"HKLM\Software\App").unwrap(), "", &mut now);
+    assert_eq!(now, expected);
+    // History is not rewritten, and the revert says what it did.
+    assert_eq!(dump(&store, Some(before)), before_dump);
+    assert_ne!(dump(&store, None), before_dump);
+    let mut audit = Vec::new();
+    store
+        .history::<Error>(reverted, reverted, &mut |txn| {
+            audit.extend(
+                txn.ops
+                    .into_iter()
+                    .filter(|op| matches!(op, HistoryOp::Audit { .. })),
+            );
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        audit,
+        [HistoryOp::Audit {
+            event: AuditEvent::Revert,
+            path: r"Machine\Software\App".into(),
+            source: r"Machine\Software\App".into(),
+            seq: target,
+        }]
+    );
+    // A key that did not exist then is deleted.
+    store.revert(r"HKU\alice", seqs[0]).unwrap();
+    assert!(store.open_key(r"HKU\alice").is_err());
+    store.verify().unwrap();
+}
+
+#[test]
+fn recovery_to_a_sequence_number_is_exactly_the_state_then() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let seqs = history(&store);
+    for &seq in &seqs {
+        let into = TempDir::new().unwrap();
+        let recovered = store.recover_to(seq, into.path().join("store")).unwrap();
+        assert_eq!(recovered.seq(), seq);
+        assert_eq!(dump(&recovered, None), dump(&store, Some(seq)), "at {seq}");
+        for &earlier in seqs.iter().filter(|&&s| s <= seq) {
+            assert_eq!(
+                dump(&recovered, Some(earlier)),
+                dump(&store, Some(earlier)),
+                "history at {earlier}"
+            );
+        }
+        recovered.verify().unwrap();
+        // The recovered store goes on from there.
+        recovered.create_key(r"HKLM\Software\After").unwrap();
+        assert_eq!(recovered.seq(), seq + 1);
+    }
+}
+
+#[test]
+fn a_registry_backup_plus_archives_rebuild_every_later_state() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let early = history(&store);
+    let base_seq = *early.last().unwrap();
+    let files = TempDir::new().unwrap();
+    let backup = files.path().join("base.hvb");
+    store
+        .backup_registry(base_seq, std::fs::File::create(&backup).unwrap())
+        .unwrap();
+    // The backup's own audit record is the next transaction; then more history.
+    let later = history(&store);
+    let last = store.seq();
+    let archive_dir = files.path().join("archive");
+    let written = store.archive(base_seq, last, &archive_dir).unwrap();
+    assert!(!written.is_empty());
+    for file in &written {
+        verify_archive_file(file).unwrap();
+    }
+    for seq in std::iter::once(base_seq).chain(later.iter().copied()) {
+        let into = TempDir::new().unwrap();
+        let rebuilt = recover_from_backup(
+            &backup,
+            std::slice::from_ref(&archive_dir),
+            seq,
+            into.path().join("store"),
+        )
+        .unwrap();
+        assert_eq!(rebuilt.seq(), seq);
+        assert_eq!(dump(&rebuilt, None), dump(&store, Some(seq)), "at {seq}");
+        rebuilt.verify().unwrap();
+    }
+    // Beyond the archives, and with a hole in them, it refuses.
+    let into = TempDir::new().unwrap();
+    assert!(matches!(
+        recover_from_backup(
+            &backup,
+            std::slice::from_ref(&archive_dir),
+            last + 1,
+            into.path().join("s")
+        ),
+        Err(Error::Log(hivelog::LogError::ArchiveShort { .. }))
+    ));
+    let holed = files.path().join("holed");
+    store.archive(base_seq + 3, last, &holed).unwrap();
+    let into = TempDir::new().unwrap();
+    let error = recover_from_backup(&backup, &[holed], last, into.path().join("s")).unwrap_err();
+    assert!(error.to_string().contains("lack transactions"), "{error}");
+    // A key backup is no base.
+    let key_backup = files.path().join("key.hvb");
+    store
+        .backup(
+            r"HKLM\Software",
+            store.seq(),
+            std::fs::File::create(&key_backup).unwrap(),
+        )
+        .unwrap();
+    let into = TempDir::new().unwrap();
+    assert!(matches!(
+        recover_from_backup(&key_backup, &[], base_seq, into.path().join("s")),
+        Err(Error::BadBackup { .. })
+    ));
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Set(u8, u8, u32),
+    Delete(u8),
+    Layer(u8, u8, u32),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..4u8, 0..3u8, any::<u32>()).prop_map(|(k, v, d)| Step::Set(k, v, d)),
+        1 => (0..4u8).prop_map(Step::Delete),
+        2 => (0..4u8, 0..3u8, any::<u32>()).prop_map(|(k, v, d)| Step::Layer(k, v, d)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// For random histories, a recovery at every sequence number and a rebuild from a
+    /// backup at a random cut plus archives equal what a snapshot reads there.
+    #[test]
+    fn recoveries_equal_the_snapshots_at_every_sequence_number(
+        steps in prop::collection::vec(step(), 1..14),
+        cut in 0usize..14,
+    ) {
+        let dir = TempDir::new().unwrap();
+        let store = open(dir.path());
+        store.create_layer("role", 5).unwrap();
+        let mut seqs = vec![store.seq()];
+        for step in &steps {
+            let seq = match step {
+                Step::Set(k, v, d) => {
+                    let mut tx = store.transaction();
+                    let path = format!(r"HKLM\Software\K{k}");
+                    tx.create_key(&path).unwrap();
+                    tx.set_value(&path, &format!("V{v}"), &Value::dword(*d)).unwrap();
+                    tx.commit().unwrap()
+                }
+                Step::Delete(k) => store
+                    .delete_tree(&format!(r"HKLM\Software\K{k}"))
+                    .unwrap_or_else(|_| store.seq()),
+                Step::Layer(k, v, d) => {
+                    let mut tx = store.transaction();
+                    let path = format!(r"HKLM\Software\K{k}");
+                    tx.create_key(&path).unwrap();
+                    tx.set_value_in("role", &path, &format!("V{v}"), d).unwrap();
+                    tx.commit().unwrap()
+                }
+            };
+            seqs.push(seq);
+        }
+        for &seq in &seqs {
+            let into = TempDir::new().unwrap();
+            let recovered = store.recover_to(seq, into.path().join("s")).unwrap();
+            prop_assert_eq!(dump(&recovered, None), dump(&store, Some(seq)));
+        }
+        let base = seqs[cut.min(seqs.len() - 1)];
+        let files = TempDir::new().unwrap();
+        let backup = files.path().join("base");
+        store.backup_registry(base, std::fs::File::create(&backup).unwrap()).unwrap();
+        let last = store.seq();
+        let archives: Vec<PathBuf> = if last > base {
+            vec![files.path().join("archive")]
+        } else {
+            Vec::new()
+        };
+        if let Some(dir) = archives.first() {
+            store.archive(base, last, dir).unwrap();
+        }
+        for &seq in seqs.iter().filter(|&&s| s >= base) {
+            let into = TempDir::new().unwrap();
+            let rebuilt = recover_from_backup(&backup, &archives, seq, into.path().join("s")).unwrap();
+            prop_assert_eq!(dump(&rebuilt, None), dump(&store, Some(seq)));
+        }
+    }
+}
