@@ -340,13 +340,17 @@ pub struct SegmentSummary {
 }
 
 /// Checks a sealed segment file (an archive) on its own: header, every frame, every
-/// transaction's structure, the seal.
-pub fn verify_segment_file(path: &Path) -> Result<SegmentSummary, LogError> {
+/// transaction's structure, the seal; `visit` sees each transaction and may refuse it (a
+/// payload that does not decode), which fails the check naming the place.
+pub fn verify_segment_file(
+    path: &Path,
+    visit: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+) -> Result<SegmentSummary, LogError> {
     let bytes = fs::read(path).map_err(|e| LogError::io("read", path, e))?;
     let mut transactions = 0;
-    let (first_seq, last_seq) = each_txn(&bytes, &path.display().to_string(), &mut |_| {
+    let (first_seq, last_seq) = each_txn(&bytes, &path.display().to_string(), &mut |txn| {
         transactions += 1;
-        Ok(())
+        visit(txn)
     })?;
     Ok(SegmentSummary {
         first_seq,

@@ -3,7 +3,7 @@
 //! The CRC covers the four length bytes and the body, so a torn length is caught as surely as a
 //! torn body. The body starts with the sequence number and a kind (`record.rs` has the kinds).
 //! Padding keeps every frame 8-byte aligned, which lets recovery look for frames past a damaged
-//! one at aligned offsets only. FORMAT.md documents every byte.
+//! one at aligned offsets only; it must be zero. FORMAT.md documents every byte.
 
 use crate::codec::{Put, Reader, Short};
 use crate::{Kind, Seq};
@@ -98,6 +98,13 @@ fn read_checked(bytes: &[u8]) -> Result<Option<Frame<'_>>, Short> {
     if crc(len, body) != stored_crc {
         return Err(Short("frame checksum mismatch"));
     }
+    // The CRC does not cover the padding; zeros there are checked instead, so that no byte
+    // of sealed data can change unnoticed.
+    let padding = (frame_bytes(u64::from(len)) - HEADER_BYTES) as usize - len as usize;
+    let padding = header.bytes(padding, "frame padding runs past the end of the segment")?;
+    if padding.iter().any(|&byte| byte != 0) {
+        return Err(Short("frame padding is not zero"));
+    }
     let mut r = Reader::new(body);
     let seq = r.u64("record sequence number")?;
     let kind = Kind::from_u8(r.u8("record kind")?).ok_or(Short("unknown record kind"))?;
@@ -146,9 +153,10 @@ mod tests {
 
     #[test]
     fn every_byte_flip_is_caught() {
+        // 25 bytes of body: 7 of padding, which are checked too.
         let buf = one_frame(b"registry payload");
-        let body_end = (HEADER_BYTES as usize) + BODY_PREFIX_BYTES + 16;
-        for i in 0..body_end {
+        assert_eq!(buf.len(), 40);
+        for i in 0..buf.len() {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[i] ^= 1 << bit;

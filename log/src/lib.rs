@@ -39,7 +39,7 @@ pub use journal::{
 pub use record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
 pub use scan::RECORDS_PER_TRANSACTION_MAX;
-pub use segment::FORMAT_VERSION;
+pub use segment::{FORMAT_VERSION, SEGMENT_MAGIC};
 pub use txn::TxnBuilder;
 
 /// A sequence number: the number of transactions committed up to and including this one.

@@ -22,7 +22,8 @@ use crate::vfs::{MappedFile, Vfs};
 
 /// Bytes of the segment header; frames start here.
 pub const HEADER_BYTES: u64 = 64;
-const MAGIC: [u8; 8] = *b"HVLGSEG\0";
+/// The first eight bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"HVLGSEG\0";
 /// The journal format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 const FILE_SUFFIX: &str = ".seg";
@@ -42,7 +43,7 @@ pub(crate) struct Header {
 impl Header {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(HEADER_BYTES as usize);
-        buf.put_bytes(&MAGIC);
+        buf.put_bytes(&SEGMENT_MAGIC);
         buf.put_u32(FORMAT_VERSION);
         buf.put_u32(HEADER_BYTES as u32);
         buf.put_u64(self.number);
@@ -61,7 +62,7 @@ impl Header {
             .get(..HEADER_BYTES as usize)
             .ok_or(Short("file shorter than a segment header"))?;
         let mut r = Reader::new(header);
-        if r.bytes(8, "magic")? != MAGIC {
+        if r.bytes(8, "magic")? != SEGMENT_MAGIC {
             return Err(Short("not a hivelog segment (bad magic)"));
         }
         let crc_region = &header[..HEADER_BYTES as usize - 4];

@@ -203,6 +203,15 @@ pub enum Error {
         known: String,
     },
 
+    /// A history filter named a kind of change that does not exist.
+    #[error("unknown kind of change {kind:?} (kinds: {known})")]
+    UnknownHistoryKind {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds there are.
+        known: String,
+    },
+
     /// A layer of that name exists already.
     #[error("layer {name:?} exists already")]
     LayerExists {

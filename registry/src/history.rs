@@ -6,6 +6,8 @@ use hivelog_log::{Rejected, Seq};
 
 use crate::error::Error;
 use crate::op::{AuditEvent, Op, decode_descriptor};
+use crate::path::KeyPath;
+use crate::security::principals::resolve_alias;
 use crate::security::{Privileges, sddl};
 use crate::store::{State, Store, read_state};
 use crate::value::{Value, ValueType};
@@ -97,17 +99,159 @@ pub enum HistoryOp {
         /// Its name.
         name: String,
     },
-    /// An audit event: a backup, a restore, a revert.
+    /// An audit event: a backup, a restore, a revert, or a change that needed a privilege.
     Audit {
         /// What happened.
         event: AuditEvent,
         /// The key it concerned.
         path: String,
-        /// The source path of a restored stream ("" if none).
+        /// A restore: the source path of the stream. A privilege use: the privilege's
+        /// Windows name. Else "".
         source: String,
-        /// The sequence number it concerned: a backup's cut, a revert's target.
+        /// The sequence number it concerned: a backup's cut, a revert's target, a restored
+        /// stream's cut; for a privilege use, its own transaction's.
         seq: Seq,
     },
+}
+
+impl HistoryOp {
+    /// The kind of change, as `hivelog log --json` names it in its `op` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HistoryOp::CreateKey { .. } => "create_key",
+            HistoryOp::DeleteKey { .. } => "delete_key",
+            HistoryOp::DeleteTree { .. } => "delete_tree",
+            HistoryOp::ClearSubtree { .. } => "clear_subtree",
+            HistoryOp::SetValue { .. } => "set_value",
+            HistoryOp::DeleteValue { .. } => "delete_value",
+            HistoryOp::SetSecurity { .. } => "set_security",
+            HistoryOp::MarkLink { .. } => "mark_link",
+            HistoryOp::SetClass { .. } => "set_class",
+            HistoryOp::CreateLayer { .. } => "create_layer",
+            HistoryOp::DropLayer { .. } => "drop_layer",
+            HistoryOp::Audit { .. } => "audit",
+        }
+    }
+
+    /// The key the change concerned, `None` for layer changes (they span the registry).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            HistoryOp::CreateKey { path }
+            | HistoryOp::DeleteKey { path }
+            | HistoryOp::DeleteTree { path }
+            | HistoryOp::ClearSubtree { path }
+            | HistoryOp::SetValue { path, .. }
+            | HistoryOp::DeleteValue { path, .. }
+            | HistoryOp::SetSecurity { path, .. }
+            | HistoryOp::MarkLink { path }
+            | HistoryOp::SetClass { path, .. }
+            | HistoryOp::Audit { path, .. } => Some(path),
+            HistoryOp::CreateLayer { .. } | HistoryOp::DropLayer { .. } => None,
+        }
+    }
+}
+
+/// The kinds [`HistoryFilter::kinds`] accepts: every [`HistoryOp::kind`], and the audit
+/// events by name (`backup`, `restore`, `revert`, `privilege`).
+pub const HISTORY_KINDS: [&str; 16] = [
+    "create_key",
+    "delete_key",
+    "delete_tree",
+    "clear_subtree",
+    "set_value",
+    "delete_value",
+    "set_security",
+    "mark_link",
+    "set_class",
+    "create_layer",
+    "drop_layer",
+    "audit",
+    "backup",
+    "restore",
+    "revert",
+    "privilege",
+];
+
+/// Which changes of the history to keep: those of a subtree, by a principal, of some
+/// kinds. Every condition set must hold; a transaction with no change left is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Only changes of this key and its subtree, by path as it was at each transaction's
+    /// sequence number (so a key restored, or deleted and created again, under the same
+    /// path stays in view). Layer changes concern no key and are left out.
+    subtree: Option<KeyPath>,
+    /// Only transactions committed by this principal (aliases resolved, case ignored).
+    principal: Option<String>,
+    /// Only changes of these kinds ([`HISTORY_KINDS`]); empty: every kind.
+    kinds: Vec<&'static str>,
+}
+
+impl HistoryFilter {
+    /// Keeps every change.
+    pub fn new() -> HistoryFilter {
+        HistoryFilter::default()
+    }
+
+    /// Keeps only changes of the key at `path` and its subtree. `caller` is the principal
+    /// `HKEY_CURRENT_USER` stands for.
+    pub fn subtree(mut self, path: &str, caller: &str) -> Result<HistoryFilter, Error> {
+        self.subtree = Some(KeyPath::parse(path, caller)?);
+        Ok(self)
+    }
+
+    /// Keeps only transactions committed by `principal` (a SID, an alias or a name).
+    pub fn principal(mut self, principal: &str) -> HistoryFilter {
+        self.principal = Some(resolve_alias(principal).to_string());
+        self
+    }
+
+    /// Keeps only changes of kind `kind` (this and any other kinds asked for): one of
+    /// [`HISTORY_KINDS`], case ignored.
+    pub fn kind(mut self, kind: &str) -> Result<HistoryFilter, Error> {
+        let known = HISTORY_KINDS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(kind))
+            .ok_or_else(|| Error::UnknownHistoryKind {
+                kind: kind.to_string(),
+                known: HISTORY_KINDS.join(", "),
+            })?;
+        self.kinds.push(known);
+        Ok(self)
+    }
+
+    /// `txn` with only the changes the filter keeps, or `None` if none is left.
+    pub fn apply(&self, mut txn: HistoryTxn) -> Option<HistoryTxn> {
+        if let Some(principal) = &self.principal
+            && !resolve_alias(&txn.principal).eq_ignore_ascii_case(principal)
+        {
+            return None;
+        }
+        txn.ops.retain(|op| self.keeps(op));
+        (!txn.ops.is_empty()).then_some(txn)
+    }
+
+    fn keeps(&self, op: &HistoryOp) -> bool {
+        if let Some(subtree) = &self.subtree {
+            let under = op
+                .path()
+                .and_then(|path| KeyPath::parse(path, "").ok())
+                .is_some_and(|path| is_within(path.folded(), subtree.folded()));
+            if !under {
+                return false;
+            }
+        }
+        self.kinds.is_empty()
+            || self.kinds.iter().any(|&kind| {
+                kind == op.kind()
+                    || matches!(op, HistoryOp::Audit { event, .. } if event.name() == kind)
+            })
+    }
+}
+
+/// Whether folded path `path` is `root` or below it.
+fn is_within(path: &str, root: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('\\'))
 }
 
 /// The path of key `id` as of `at`, or a placeholder naming the id when it had none then

@@ -49,7 +49,7 @@ pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
 pub use backup::{BackupInfo, BackupReport};
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
-pub use history::{HistoryOp, HistoryTxn};
+pub use history::{HISTORY_KINDS, HistoryFilter, HistoryOp, HistoryTxn};
 pub use hivelog_index::KeyId;
 pub use hivelog_log::archive::SegmentSummary;
 #[cfg(feature = "sim")]
@@ -65,7 +65,7 @@ pub use layers::{
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
-pub use pitr::{recover_from_backup, verify_archive_file};
+pub use pitr::{VerifiedFile, recover_from_backup, verify_archive_file, verify_file};
 pub use restore::{RestoreReport, verify_backup_file};
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,

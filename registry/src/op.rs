@@ -122,9 +122,11 @@ pub enum Op<'a> {
         event: AuditEvent,
         /// The key it concerned (its path as given).
         path: &'a str,
-        /// Where a restored stream came from (its source path), or "".
+        /// Where a restored stream came from (its source path); for a privilege use, the
+        /// privilege's Windows name; else "".
         source: &'a str,
-        /// The sequence number it concerned (a backup's cut, a revert's target).
+        /// The sequence number it concerned (a backup's cut, a revert's target; for a
+        /// privilege use, the transaction's own).
         seq: u64,
     },
 }
@@ -138,6 +140,9 @@ pub enum AuditEvent {
     Restore,
     /// A subtree was reverted to an earlier sequence number.
     Revert,
+    /// A change went through only because the caller held a privilege (taking ownership
+    /// with SeTakeOwnershipPrivilege, giving ownership away with SeRestorePrivilege).
+    Privilege,
 }
 
 impl AuditEvent {
@@ -146,6 +151,7 @@ impl AuditEvent {
             AuditEvent::Backup => 1,
             AuditEvent::Restore => 2,
             AuditEvent::Revert => 3,
+            AuditEvent::Privilege => 4,
         }
     }
 
@@ -154,6 +160,7 @@ impl AuditEvent {
             1 => Some(AuditEvent::Backup),
             2 => Some(AuditEvent::Restore),
             3 => Some(AuditEvent::Revert),
+            4 => Some(AuditEvent::Privilege),
             _ => None,
         }
     }
@@ -164,6 +171,7 @@ impl AuditEvent {
             AuditEvent::Backup => "backup",
             AuditEvent::Restore => "restore",
             AuditEvent::Revert => "revert",
+            AuditEvent::Privilege => "privilege",
         }
     }
 }

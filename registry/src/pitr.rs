@@ -5,10 +5,17 @@
 //! History is never rewritten: a revert is one new transaction (a restore of the subtree's
 //! own past, audited as a revert), and a recovery builds another store.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hivelog_log::archive::{Base, SegmentSummary, archive, assemble, verify_segment_file};
-use hivelog_log::{SEGMENT_SIZE_DEFAULT_BYTES, Seq};
+use hivelog_log::stream::STREAM_MAGIC;
+use hivelog_log::{Rejected, SEGMENT_MAGIC, SEGMENT_SIZE_DEFAULT_BYTES, Seq};
+
+use crate::backup::BackupInfo;
+use crate::op::Op;
+use crate::restore::verify_backup_file;
 
 use crate::backup::{Anchor, write_backup};
 use crate::error::{Error, Result};
@@ -125,7 +132,46 @@ pub fn recover_from_backup(
     Store::open(into, Options::default())
 }
 
-/// Checks an archive segment file on its own.
+/// Checks an archive segment file on its own: every frame, every transaction's structure,
+/// every record's payload, the seal.
 pub fn verify_archive_file(file: impl AsRef<Path>) -> Result<SegmentSummary> {
-    Ok(verify_segment_file(file.as_ref())?)
+    Ok(verify_segment_file(file.as_ref(), &mut |txn| {
+        for op in txn.ops {
+            Op::decode(op.payload).map_err(|short| Rejected(short.0.to_string()))?;
+        }
+        Ok(())
+    })?)
+}
+
+/// What [`verify_file`] found a file to be, once checked whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedFile {
+    /// A backup stream (`Store::backup`), as it describes itself.
+    Backup(BackupInfo),
+    /// An archive segment (`Store::archive`): the transactions it holds.
+    Archive(SegmentSummary),
+}
+
+/// Checks a backup stream or an archive segment, telling which by its first bytes, without
+/// a store: [`verify_backup_file`] or [`verify_archive_file`].
+pub fn verify_file(file: impl AsRef<Path>) -> Result<VerifiedFile> {
+    let file = file.as_ref();
+    let mut magic = Vec::with_capacity(STREAM_MAGIC.len());
+    File::open(file)
+        .and_then(|f| f.take(STREAM_MAGIC.len() as u64).read_to_end(&mut magic))
+        .map_err(|source| Error::Io {
+            what: format!("reading {}", file.display()),
+            source,
+        })?;
+    match magic.as_slice() {
+        m if m == STREAM_MAGIC => Ok(VerifiedFile::Backup(verify_backup_file(file)?)),
+        m if m == SEGMENT_MAGIC => Ok(VerifiedFile::Archive(verify_archive_file(file)?)),
+        _ => Err(Error::BadBackup {
+            reason: format!(
+                "{} is neither a hivelog backup nor an archive segment (it does not start with \
+                 either's magic)",
+                file.display()
+            ),
+        }),
+    }
 }

@@ -16,11 +16,11 @@ use hivelog_index::fold::{fold, fold_into};
 use hivelog_index::{KeyId, LayerId, NodeId};
 use hivelog_log::{Seq, TxnBuilder, unix_nanos_now};
 
-use crate::attrs::{ClassId, KeyAttrs, KeyFlags};
+use crate::attrs::{ClassId, KeyAttrs, KeyFlags, SdId};
 use crate::error::{Error, Result};
 use crate::layers::BASE;
 use crate::links::{LINK_VALUE_NAME, hop, link_value, target_of};
-use crate::op::{JOURNALED_KEY_FLAGS, Op, encode_descriptor, set_value_data_at};
+use crate::op::{AuditEvent, JOURNALED_KEY_FLAGS, Op, encode_descriptor, set_value_data_at};
 use crate::path::{Hive, KeyPath};
 use crate::reader::check_access;
 use crate::security::principals::resolve_alias;
@@ -641,19 +641,26 @@ impl Resolver<'_, '_> {
     fn set_security(&mut self, target: &Target, change: &Sddl) -> Result<()> {
         let node = self.resolve(target, true)?;
         self.check(target, node, rights_to_change(change))?;
-        let current = self.state.descriptors.get(self.attrs(node).sd);
+        let sd = self.attrs(node).sd;
+        let current = self.state.descriptors.get(sd);
         if let Some(owner) = &change.owner
             && *owner != current.owner
         {
-            self.may_assign_owner(owner, target)?;
+            let owner = owner.clone();
+            if self.may_assign_owner(&owner, target)? {
+                self.audit_privilege(Privileges::RESTORE, target)?;
+            }
+            if self.took_ownership(sd) {
+                self.audit_privilege(Privileges::TAKE_OWNERSHIP, target)?;
+            }
         }
-        let descriptor = current.apply(change);
+        let descriptor = self.state.descriptors.get(sd).apply(change);
         self.set_descriptor(node, descriptor)
     }
 
     /// A caller may make itself, or a group it is in, the owner; anyone else needs the
-    /// restore privilege (as on Windows).
-    fn may_assign_owner(&self, owner: &str, target: &Target) -> Result<()> {
+    /// restore privilege (as on Windows). `Ok(true)`: the privilege was used.
+    fn may_assign_owner(&self, owner: &str, target: &Target) -> Result<bool> {
         let caller = &self.session.caller;
         let owner = resolve_alias(owner);
         let is_self = resolve_alias(&caller.principal) == owner
@@ -662,12 +669,49 @@ impl Resolver<'_, '_> {
                 .iter()
                 .any(|group| resolve_alias(group) == owner);
         if is_self {
-            return Ok(());
+            return Ok(false);
         }
         self.session.require(
             Privileges::RESTORE,
             &format!("making {owner} the owner of {}", target.path()),
-        )
+        )?;
+        Ok(true)
+    }
+
+    /// Whether WRITE_OWNER on descriptor `sd` came from SeTakeOwnershipPrivilege alone: the
+    /// descriptor itself would not have granted it. Asked only once the access check passed.
+    fn took_ownership(&self, sd: SdId) -> bool {
+        if self.bypass
+            || !self
+                .session
+                .identity
+                .privileges
+                .contains(Privileges::TAKE_OWNERSHIP)
+        {
+            return false;
+        }
+        let mut plain = self.session.identity.clone();
+        plain.privileges = Privileges::NONE;
+        !self
+            .state
+            .descriptors
+            .maximum_rights(sd, &plain)
+            .contains(Access::WRITE_OWNER)
+    }
+
+    /// Records in the transaction that a change of `target` needed `privilege`, for the
+    /// audit trail (`hivelog audit`).
+    fn audit_privilege(&mut self, privilege: Privileges, target: &Target) -> Result<()> {
+        let path = target.path().to_string();
+        let name = privilege.to_string();
+        let seq = self.seq;
+        self.push(Op::Audit {
+            event: AuditEvent::Privilege,
+            path: &path,
+            source: &name,
+            seq,
+        })
+        .map(drop)
     }
 
     /// Layers span the whole registry: creating or dropping one needs full control of the

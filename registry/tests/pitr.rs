@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use hivelog::{
-    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, Value, recover_from_backup,
-    sddl, verify_archive_file,
+    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, Value, VerifiedFile,
+    recover_from_backup, sddl, verify_archive_file, verify_file,
 };
 use proptest::prelude::*;
 use tempfile::TempDir;
@@ -223,6 +223,74 @@ fn a_registry_backup_plus_archives_rebuild_every_later_state() {
     assert!(matches!(
         recover_from_backup(&key_backup, &[], base_seq, into.path().join("s")),
         Err(Error::BadBackup { .. })
+    ));
+}
+
+#[test]
+fn verify_file_tells_backups_from_archives_and_rejects_damage() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let seqs = history(&store);
+    let files = TempDir::new().unwrap();
+    let backup = files.path().join("b.hvb");
+    let report = store
+        .backup(
+            r"HKLM\Software",
+            store.seq(),
+            std::fs::File::create(&backup).unwrap(),
+        )
+        .unwrap();
+    match verify_file(&backup).unwrap() {
+        VerifiedFile::Backup(info) => {
+            assert_eq!(info.seq, report.seq);
+            assert_eq!(info.bytes, report.bytes);
+        }
+        other => panic!("a backup verified as {other:?}"),
+    }
+    let written = store
+        .archive(seqs[0], store.seq(), files.path().join("a"))
+        .unwrap();
+    let mut covered = Vec::new();
+    for file in &written {
+        match verify_file(file).unwrap() {
+            VerifiedFile::Archive(summary) => {
+                assert_eq!(
+                    summary.transactions,
+                    summary.last_seq - summary.first_seq + 1
+                );
+                covered.push((summary.first_seq, summary.last_seq));
+            }
+            other => panic!("an archive verified as {other:?}"),
+        }
+    }
+    assert_eq!(covered.first().unwrap().0, seqs[0] + 1);
+    assert_eq!(
+        covered.last().unwrap().1,
+        store.seq(),
+        "the backup's own audit too"
+    );
+    // A flipped byte in an archive's records, a foreign file, an empty one: all refused.
+    let mut bytes = std::fs::read(&written[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let damaged = files.path().join("damaged");
+    std::fs::write(&damaged, &bytes).unwrap();
+    assert!(verify_file(&damaged).is_err());
+    for (name, content) in [
+        ("foreign", b"PK\x03\x04 not ours".as_slice()),
+        ("empty", b""),
+    ] {
+        let path = files.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let error = verify_file(&path).unwrap_err();
+        assert!(
+            error.to_string().contains("neither a hivelog backup"),
+            "{error}"
+        );
+    }
+    assert!(matches!(
+        verify_file(files.path().join("missing")),
+        Err(Error::Io { .. })
     ));
 }
 
