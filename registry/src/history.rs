@@ -173,7 +173,8 @@ pub const HISTORY_KINDS: [&str; 16] = [
 ];
 
 /// Which changes of the history to keep: those of a subtree, by a principal, of some
-/// kinds. Every condition set must hold; a transaction with no change left is dropped.
+/// kinds. Every condition set must hold; a transaction with no change left once changes are
+/// filtered is dropped.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
     /// Only changes of this key and its subtree, by path as it was at each transaction's
@@ -225,6 +226,11 @@ impl HistoryFilter {
             && !resolve_alias(&txn.principal).eq_ignore_ascii_case(principal)
         {
             return None;
+        }
+        if self.subtree.is_none() && self.kinds.is_empty() {
+            // Nothing filters changes: a transaction that made none (its keys were all
+            // volatile) is still part of the history.
+            return Some(txn);
         }
         txn.ops.retain(|op| self.keeps(op));
         (!txn.ops.is_empty()).then_some(txn)

@@ -1,16 +1,15 @@
 //! The commands other than `bench`.
 
 use std::io::{self, BufWriter, Write};
-use std::time::{Duration, UNIX_EPOCH};
 
-use hivelog::{CreateOptions, HistoryOp, HistoryTxn, Key, Store, Value, ValueType};
+use hivelog::{CreateOptions, Key, Store, Value, ValueType};
 use serde_json::json;
 
 use crate::format::{display_name, json_value, parse_data, reg_data, type_name};
 use crate::store_dir::{
     Ctx, Failure, check_path, fail, open_existing_write, open_read, open_write,
 };
-use crate::{AddArgs, DeleteArgs, LayersCommand, LogArgs, QueryArgs};
+use crate::{AddArgs, DeleteArgs, LayersCommand, QueryArgs};
 
 type Out = BufWriter<io::StdoutLock<'static>>;
 
@@ -319,138 +318,6 @@ fn collect_json(
         }
     }
     Ok(())
-}
-
-pub(crate) fn log(ctx: &Ctx, args: &LogArgs) -> Result<(), Failure> {
-    let store = open_read(ctx)?;
-    let to = args.to.unwrap_or(u64::MAX);
-    let mut out = stdout();
-    store.history::<Failure>(args.from, to, &mut |txn| {
-        if args.json {
-            serde_json::to_writer(&mut out, &txn_json(&txn)).map_err(|e| fail(e.to_string()))?;
-            writeln!(out)?;
-        } else {
-            print_txn(&mut out, &txn)?;
-        }
-        Ok(())
-    })?;
-    out.flush()?;
-    Ok(())
-}
-
-fn rfc3339(unix_nanos: i64) -> String {
-    let time = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).unwrap_or(0));
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-fn print_txn(out: &mut Out, txn: &HistoryTxn) -> io::Result<()> {
-    writeln!(
-        out,
-        "seq {}  {}  {}",
-        txn.seq,
-        rfc3339(txn.time_unix_nanos),
-        txn.principal
-    )?;
-    for op in &txn.ops {
-        match op {
-            HistoryOp::CreateKey { path } => writeln!(out, "  create key    {path}")?,
-            HistoryOp::DeleteKey { path } => writeln!(out, "  delete key    {path}")?,
-            HistoryOp::DeleteTree { path } => writeln!(out, "  delete tree   {path}")?,
-            HistoryOp::ClearSubtree { path } => writeln!(out, "  clear subtree {path}")?,
-            HistoryOp::SetValue {
-                path, name, value, ..
-            } => writeln!(
-                out,
-                "  set value     {path}    {}    {}    {}",
-                display_name(name),
-                type_name(value.ty),
-                reg_data(value)
-            )?,
-            HistoryOp::DeleteValue { path, name, .. } => {
-                writeln!(out, "  delete value  {path}    {}", display_name(name))?
-            }
-            HistoryOp::SetSecurity { path, sddl } => {
-                writeln!(out, "  set security  {path}    {sddl}")?
-            }
-            HistoryOp::MarkLink { path } => writeln!(out, "  mark link     {path}")?,
-            HistoryOp::SetClass { path, class } => {
-                writeln!(out, "  set class     {path}    {class}")?
-            }
-            HistoryOp::CreateLayer { name, precedence } => {
-                writeln!(out, "  create layer  {name}    precedence {precedence}")?
-            }
-            HistoryOp::DropLayer { name } => writeln!(out, "  drop layer    {name}")?,
-            HistoryOp::Audit {
-                event,
-                path,
-                source,
-                seq,
-            } => {
-                write!(
-                    out,
-                    "  audit         {}    {path}    seq {seq}",
-                    event.name()
-                )?;
-                if !source.is_empty() {
-                    write!(out, "    from {source}")?;
-                }
-                writeln!(out)?
-            }
-        }
-    }
-    Ok(())
-}
-
-fn txn_json(txn: &HistoryTxn) -> serde_json::Value {
-    let ops: Vec<serde_json::Value> = txn
-        .ops
-        .iter()
-        .map(|op| match op {
-            HistoryOp::CreateKey { path } => json!({ "op": "create_key", "path": path }),
-            HistoryOp::DeleteKey { path } => json!({ "op": "delete_key", "path": path }),
-            HistoryOp::DeleteTree { path } => json!({ "op": "delete_tree", "path": path }),
-            HistoryOp::ClearSubtree { path } => json!({ "op": "clear_subtree", "path": path }),
-            HistoryOp::SetValue {
-                path,
-                layer,
-                name,
-                value,
-            } => json!({ "op": "set_value", "path": path, "layer": layer, "value": json_value(name, value) }),
-            HistoryOp::DeleteValue { path, layer, name } => {
-                json!({ "op": "delete_value", "path": path, "layer": layer, "name": name })
-            }
-            HistoryOp::SetSecurity { path, sddl } => {
-                json!({ "op": "set_security", "path": path, "sddl": sddl })
-            }
-            HistoryOp::MarkLink { path } => json!({ "op": "mark_link", "path": path }),
-            HistoryOp::SetClass { path, class } => {
-                json!({ "op": "set_class", "path": path, "class": class })
-            }
-            HistoryOp::CreateLayer { name, precedence } => {
-                json!({ "op": "create_layer", "name": name, "precedence": precedence })
-            }
-            HistoryOp::DropLayer { name } => json!({ "op": "drop_layer", "name": name }),
-            HistoryOp::Audit {
-                event,
-                path,
-                source,
-                seq,
-            } => json!({
-                "op": "audit",
-                "event": event.name(),
-                "path": path,
-                "source": source,
-                "seq": seq,
-            }),
-        })
-        .collect();
-    json!({
-        "seq": txn.seq,
-        "time": rfc3339(txn.time_unix_nanos),
-        "time_unix_nanos": txn.time_unix_nanos,
-        "principal": txn.principal,
-        "ops": ops,
-    })
 }
 
 pub(crate) fn verify(ctx: &Ctx) -> Result<(), Failure> {

@@ -3,9 +3,13 @@
 //! Exit status: 0 on success, 1 on an error (one line on stderr), 2 on a usage error.
 
 mod access;
+mod backup;
 mod bench;
 mod commands;
 mod format;
+mod history;
+mod progress;
+mod recovery;
 mod store_dir;
 
 use store_dir::Ctx;
@@ -50,9 +54,25 @@ enum Command {
     /// Print the last committed sequence number.
     Seq,
     /// Replay committed transactions: sequence number, time, principal and every change.
-    Log(LogArgs),
-    /// Check every record of the store; exit 0 only if all is sound.
-    Verify,
+    Log(history::LogArgs),
+    /// The audit trail: backups, restores, reverts, and changes that needed a privilege.
+    Audit(history::HistoryArgs),
+    /// Check every record of the store, or (given FILE) a backup or archive without a store;
+    /// exit 0 only if all is sound.
+    Verify {
+        /// A backup, an archive segment, or a directory of archive segments
+        file: Option<PathBuf>,
+    },
+    /// Write a point-in-time backup of a key's subtree (needs SeBackupPrivilege).
+    Backup(backup::BackupArgs),
+    /// Replace a key's subtree with a backup, in one transaction (needs SeRestorePrivilege).
+    Restore(backup::RestoreArgs),
+    /// Put a key's subtree back as it was at a sequence number, as one new transaction.
+    Revert(recovery::RevertArgs),
+    /// Build a new store holding exactly the state at a sequence number.
+    Recover(recovery::RecoverArgs),
+    /// Write the journal's transactions in (A, B] as verifiable segment files.
+    Archive(recovery::ArchiveArgs),
     /// Sequence number, keys, values, segments, bytes on disk, index memory.
     Stats {
         /// Print JSON instead of text.
@@ -193,19 +213,6 @@ pub(crate) struct DeleteArgs {
     pub layer: String,
 }
 
-#[derive(Args)]
-pub(crate) struct LogArgs {
-    /// First sequence number to print
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub from: u64,
-    /// Last sequence number to print [default: the last committed]
-    #[arg(long, value_name = "N")]
-    pub to: Option<u64>,
-    /// Print one JSON object per transaction
-    #[arg(long)]
-    pub json: bool,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = store_dir::resolve(cli.store).and_then(|dir| {
@@ -219,8 +226,15 @@ fn main() -> ExitCode {
             Command::Query(args) => commands::query(&ctx, &args),
             Command::Delete(args) => commands::delete(&ctx, &args),
             Command::Seq => commands::seq(&ctx),
-            Command::Log(args) => commands::log(&ctx, &args),
-            Command::Verify => commands::verify(&ctx),
+            Command::Log(args) => history::log(&ctx, &args),
+            Command::Audit(args) => history::audit(&ctx, &args),
+            Command::Verify { file: None } => commands::verify(&ctx),
+            Command::Verify { file: Some(file) } => backup::verify_file(&file),
+            Command::Backup(args) => backup::backup(&ctx, &args),
+            Command::Restore(args) => backup::restore(&ctx, &args),
+            Command::Revert(args) => recovery::revert(&ctx, &args),
+            Command::Recover(args) => recovery::recover(&ctx, &args),
+            Command::Archive(args) => recovery::archive(&ctx, &args),
             Command::Stats { json } => commands::stats(&ctx, json),
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),

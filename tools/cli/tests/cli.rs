@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,201 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value as Json, json};
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hivelog");
-/// `$USER` of every run: the principal commits are attributed to, unless the tests run as root.
-const TEST_USER: &str = "cli-tester";
-const ERROR_PREFIX: &str = "hivelog: error: ";
-/// LocalSystem: the store itself, and the principal of every run as root.
-const SYSTEM: &str = "S-1-5-18";
-/// The first segment of a store's journal.
-const SEGMENT: &str = "00000000000000000001.seg";
-/// The signal `Child::kill` sends.
-const SIGKILL: i32 = 9;
-
-/// The key most tests write, and the path `query` prints for it.
-const APP: &str = r"HKLM\Software\Contoso\App";
-const APP_PATH: &str = r"HKEY_LOCAL_MACHINE\Software\Contoso\App";
-
-/// The binary, with no `$HIVELOG_STORE` inherited and a known `$USER`.
-fn command() -> Command {
-    let mut command = Command::new(BIN);
-    command.env_remove("HIVELOG_STORE").env("USER", TEST_USER);
-    command
-}
-
-/// A finished run of the binary.
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(mut command: Command) -> Run {
-        let what = format!("{command:?}");
-        let output = command.output().expect("run hivelog");
-        Run {
-            what,
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}\nexit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// Exit 0, nothing on stderr; returns stdout.
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "expected success: {}", self.describe());
-        assert_eq!(self.stderr, "", "stderr on success: {}", self.describe());
-        &self.stdout
-    }
-
-    /// Exit 1, nothing on stdout, exactly one line `hivelog: error: ...` on stderr; returns the
-    /// message after the prefix.
-    fn error(&self) -> &str {
-        assert_eq!(self.code, Some(1), "expected an error: {}", self.describe());
-        assert_eq!(self.stdout, "", "stdout on error: {}", self.describe());
-        assert!(
-            self.stderr.ends_with('\n') && self.stderr.lines().count() == 1,
-            "expected exactly one line on stderr: {}",
-            self.describe()
-        );
-        let message = self.stderr.strip_prefix(ERROR_PREFIX);
-        message
-            .unwrap_or_else(|| panic!("no {ERROR_PREFIX:?}: {}", self.describe()))
-            .trim_end()
-    }
-
-    /// Exit 2 with clap's message (and its pointer to `--help`) on stderr, nothing on stdout.
-    fn usage_error(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(2),
-            "expected a usage error: {}",
-            self.describe()
-        );
-        assert_eq!(
-            self.stdout,
-            "",
-            "stdout on usage error: {}",
-            self.describe()
-        );
-        assert!(
-            self.stderr.starts_with("error: ") && self.stderr.contains("try '--help'"),
-            "expected a usage message: {}",
-            self.describe()
-        );
-        &self.stderr
-    }
-}
-
-/// A store directory (not created until a command creates it) in its own temp dir.
-struct Store {
-    tmp: TempDir,
-    dir: PathBuf,
-}
-
-impl Store {
-    fn new() -> Store {
-        let tmp = TempDir::new().expect("temp dir");
-        let dir = tmp.path().join("store");
-        Store { tmp, dir }
-    }
-
-    /// `hivelog --store DIR ARGS...`.
-    fn run(&self, args: &[&str]) -> Run {
-        let mut command = command();
-        command.arg("--store").arg(&self.dir).args(args);
-        Run::of(command)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.run(args).ok().to_string()
-    }
-
-    fn error(&self, args: &[&str]) -> String {
-        self.run(args).error().to_string()
-    }
-
-    /// The command fails because a key or value it names does not exist.
-    fn not_found(&self, args: &[&str]) {
-        let message = self.error(args);
-        assert!(message.contains("does not exist"), "{args:?}: {message}");
-    }
-
-    /// `add KEY -v NAME -t TYPE -d DATA`; the empty name is the default value (`--ve`).
-    fn set(&self, key: &str, name: &str, ty: &str, data: &str) {
-        let mut args = vec!["add", key];
-        if name.is_empty() {
-            args.push("--ve");
-        } else {
-            args.extend(["-v", name]);
-        }
-        args.extend(["-t", ty, "-d", data]);
-        assert_eq!(self.ok(&args), "", "add prints nothing");
-    }
-
-    fn seq(&self) -> u64 {
-        let out = self.ok(&["seq"]);
-        let seq = out.strip_suffix('\n').and_then(|n| n.parse().ok());
-        seq.unwrap_or_else(|| panic!("seq printed {out:?}"))
-    }
-
-    fn json(&self, args: &[&str]) -> Json {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// `--as PRINCIPAL ARGS...`: acting as another principal (the OS user holds
-    /// SeImpersonatePrivilege).
-    fn ok_as(&self, principal: &str, args: &[&str]) -> String {
-        self.ok(&[&["--as", principal][..], args].concat())
-    }
-
-    fn error_as(&self, principal: &str, args: &[&str]) -> String {
-        self.error(&[&["--as", principal][..], args].concat())
-    }
-
-    /// `acl get KEY` without its newline.
-    fn sddl(&self, key: &str) -> String {
-        let out = self.ok(&["acl", "get", key]);
-        let sddl = out.strip_suffix('\n');
-        sddl.unwrap_or_else(|| panic!("acl get printed {out:?}"))
-            .to_string()
-    }
-}
-
-/// What `init` prints.
-fn init_line(dir: &Path, seq: u64) -> String {
-    format!("store at {} (sequence number {seq})\n", dir.display())
-}
-
-/// The principal the CLI records: the OS user, or the system principal for root.
-fn expected_principal(tmp: &Path) -> &'static str {
-    // A new file's owner is the effective uid of the process that created it.
-    let probe = tmp.join("uid-probe");
-    File::create(&probe).expect("create probe");
-    let uid = std::fs::metadata(&probe).expect("probe metadata").uid();
-    if uid == 0 { SYSTEM } else { TEST_USER }
-}
-
-/// A value line of `reg query`: `    NAME    TYPE    DATA`.
-fn line(name: &str, ty: &str, data: &str) -> String {
-    format!("    {name}    {ty}    {data}\n")
-}
-
-/// A key as `reg query` prints it: a blank line, the path, one line per value.
-fn key_block(path: &str, values: &[(&str, &str, &str)]) -> String {
-    let lines: String = values.iter().map(|&(n, t, d)| line(n, t, d)).collect();
-    format!("\n{path}\n{lines}")
-}
+mod support;
+use support::*;
 
 /// The first key's values of a `query --json` document.
 fn json_values(document: &Json) -> &[Json] {
@@ -1964,8 +1770,8 @@ fn log_prints_layers_security_and_links_as_text_and_json() {
             r"  create key    Machine\Software",
             r"  create key    Machine\Software\T",
             r"  set value     Machine\Software\T    V    REG_SZ    base",
-            r"  set value     Machine\Software\T    V    REG_SZ    corp",
-            r"  delete value  Machine\Software\T    V",
+            r"  set value     Machine\Software\T    V    REG_SZ    corp    (layer corp)",
+            r"  delete value  Machine\Software\T    V    (layer corp)",
             &set_security,
             r"  create key    Machine\Software\L",
             r"  mark link     Machine\Software\L",
