@@ -420,3 +420,198 @@ fn a_crash_anywhere_in_a_restore_leaves_the_old_subtree_or_the_new_one() {
     }
     assert!(saw_old > 100 && saw_new > 0, "{saw_old} old, {saw_new} new");
 }
+
+/// A change of the concurrent-history proptest: one transaction each.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Sets value `name` of key `key` (creating it and its parents) to `data`, in the `role`
+    /// layer or the base one.
+    Set {
+        key: u8,
+        name: u8,
+        data: u32,
+        role: bool,
+    },
+    /// Deletes key `key`'s tree (if it exists: else nothing commits).
+    DeleteTree { key: u8 },
+}
+
+/// Keys 0–2 sit under the root, 3–5 under keys 0–2.
+fn change_key(key: u8) -> String {
+    if key < 3 {
+        format!("K{key}")
+    } else {
+        format!(r"K{}\S", key - 3)
+    }
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => (0..6u8, 0..3u8, any::<u32>(), any::<bool>())
+            .prop_map(|(key, name, data, role)| Change::Set { key, name, data, role }),
+        1 => (0..6u8).prop_map(|key| Change::DeleteTree { key }),
+    ]
+}
+
+/// Keys of a subtree (relative paths, "" the root) with every layer's values:
+/// `(layer, name) -> value`.
+type Model =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<(String, String), Value>>;
+
+impl Change {
+    /// Commits the change; `None` if it was refused (deleting a key that is not there).
+    fn commit(&self, store: &Store, root: &str) -> Option<u64> {
+        let path = |key| format!(r"{root}\{}", change_key(key));
+        match *self {
+            Change::Set {
+                key,
+                name,
+                data,
+                role,
+            } => {
+                let mut tx = store.transaction();
+                tx.create_key(&path(key)).unwrap();
+                let layer = if role { "role" } else { "base" };
+                tx.set_value_in(layer, &path(key), &format!("V{name}"), &data)
+                    .unwrap();
+                Some(tx.commit().unwrap())
+            }
+            Change::DeleteTree { key } => match store.delete_tree(&path(key)) {
+                Ok(seq) => Some(seq),
+                Err(Error::KeyNotFound { .. }) => None,
+                Err(error) => panic!("delete tree: {error}"),
+            },
+        }
+    }
+
+    fn apply(&self, model: &mut Model) {
+        match *self {
+            Change::Set {
+                key,
+                name,
+                data,
+                role,
+            } => {
+                let relative = change_key(key);
+                if let Some((parent, _)) = relative.split_once('\\') {
+                    model.entry(parent.to_string()).or_default();
+                }
+                let layer = if role { "role" } else { "base" };
+                model
+                    .entry(relative)
+                    .or_default()
+                    .insert((layer.to_string(), format!("V{name}")), Value::dword(data));
+            }
+            Change::DeleteTree { key } => {
+                let relative = change_key(key);
+                let below = format!("{relative}\\");
+                model.retain(|path, _| *path != relative && !path.starts_with(&below));
+            }
+        }
+    }
+}
+
+/// The subtree at `path` as a model, every layer's values included.
+fn model_of(store: &Store, path: &str) -> Model {
+    fn walk(key: &hivelog::Key, relative: &str, out: &mut Model) {
+        let values = out.entry(relative.to_string()).or_default();
+        for (name, _) in key.enum_values().unwrap() {
+            for layered in key.value_stack(&name).unwrap() {
+                values.insert((layered.layer, name.clone()), layered.value);
+            }
+        }
+        for sub in key.enum_keys().unwrap() {
+            let child = key.open_subkey_link(&sub).unwrap();
+            let relative = if relative.is_empty() {
+                sub
+            } else {
+                format!(r"{relative}\{sub}")
+            };
+            walk(&child, &relative, out);
+        }
+    }
+    let mut out = Model::new();
+    walk(&store.open_key(path).unwrap(), "", &mut out);
+    out
+}
+
+/// Backups one case of the concurrent proptest takes while its writers run.
+const BACKUPS_MAX: usize = 40;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10))]
+
+    /// Two writer threads commit random histories while backups are taken at the last
+    /// committed sequence number again and again; each backup, restored into a fresh store,
+    /// equals the model replayed through its cut (the writers' changes in sequence order).
+    #[test]
+    fn backups_under_concurrent_writers_equal_the_model_at_their_cut(
+        histories in proptest::collection::vec(proptest::collection::vec(change(), 1..40), 2),
+    ) {
+        let root = r"HKLM\Software\Busy";
+        let dir = TempDir::new().unwrap();
+        let options = Options { sync: SyncPolicy::Never, ..Options::default() };
+        let store = Store::open(dir.path(), options).unwrap();
+        store.create_layer("role", 50).unwrap();
+        store.create_key(root).unwrap();
+        let writers_running = std::sync::atomic::AtomicUsize::new(histories.len());
+        let mut committed: Vec<(u64, Change)> = Vec::new();
+        let mut backups: Vec<(u64, Vec<u8>)> = Vec::new();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = histories
+                .iter()
+                .map(|history| {
+                    let (store, running) = (&store, &writers_running);
+                    scope.spawn(move || {
+                        let mut done = Vec::new();
+                        for change in history {
+                            if let Some(seq) = change.commit(store, root) {
+                                done.push((seq, change.clone()));
+                            }
+                            // The journal's writer lock is not fair: let the backups'
+                            // audit commits in.
+                            std::thread::yield_now();
+                        }
+                        running.fetch_sub(1, std::sync::atomic::Ordering::Release);
+                        done
+                    })
+                })
+                .collect();
+            // Backups as fast as they come (a few dozen at most), then one after the last
+            // change.
+            loop {
+                let last_round =
+                    writers_running.load(std::sync::atomic::Ordering::Acquire) == 0;
+                if last_round || backups.len() < BACKUPS_MAX {
+                    let cut = store.seq();
+                    let mut stream = Vec::new();
+                    store.backup(root, cut, &mut stream).unwrap();
+                    backups.push((cut, stream));
+                } else {
+                    std::thread::yield_now();
+                }
+                if last_round {
+                    break;
+                }
+            }
+            for handle in handles {
+                committed.extend(handle.join().unwrap());
+            }
+        });
+        committed.sort_by_key(|(seq, _)| *seq);
+        for (cut, stream) in &backups {
+            let mut model = Model::new();
+            model.insert(String::new(), Default::default());
+            for (_, change) in committed.iter().take_while(|(seq, _)| seq <= cut) {
+                change.apply(&mut model);
+            }
+            let other_dir = TempDir::new().unwrap();
+            let other = open(other_dir.path());
+            other.create_layer("role", 50).unwrap();
+            other.restore(root, &stream[..]).unwrap();
+            proptest::prop_assert_eq!(&model_of(&other, root), &model, "cut {}", cut);
+        }
+        proptest::prop_assert!(backups.len() >= 2);
+    }
+}
