@@ -96,7 +96,7 @@ enum Command {
         #[command(subcommand)]
         command: Option<LayersCommand>,
     },
-    /// Run the benchmark workloads (W1–W5 of WORKLOADS.md) on a scratch store.
+    /// Run the benchmark workloads (W1–W5 of WORKLOADS.md, backup and restore) on a scratch store.
     Bench(bench::BenchArgs),
 }
 

@@ -1850,6 +1850,9 @@ fn bench_short_run_reports_every_workload() {
         "fdatasync ceiling",
         "W2 durable, 1 thread",
         "W2 durable, 4 threads",
+        "journal copy",
+        "backup ",
+        "restore ",
     ];
     for start in starts {
         let found = lines.iter().any(|l| l.starts_with(start));
@@ -1867,13 +1870,84 @@ fn bench_short_run_reports_every_workload() {
         let value = figure["value"].as_f64().expect("value");
         assert!(value.is_finite() && value >= 0.0, "{figure}");
     }
-    for workload in ["W1", "W2", "W3", "W4", "W5", "W6", "ceiling"] {
+    for workload in [
+        "W1", "W2", "W3", "W4", "W5", "W6", "ceiling", "backup", "restore",
+    ] {
         let found = figures.iter().any(|f| f["workload"] == workload);
         assert!(found, "no {workload} figure");
     }
     // Without --keep the scratch store is removed; the --store directory is never touched.
     assert_eq!(std::fs::read_dir(&scratch).expect("scratch").count(), 0);
     assert!(!store.dir.exists());
+}
+
+#[test]
+fn bench_backup_reports_copy_backup_and_restore() {
+    let store = Store::new();
+    let scratch = store.tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("scratch dir");
+    let figures_path = store.tmp.path().join("figures.json");
+    let mut bench = command();
+    bench
+        .arg("--store")
+        .arg(&store.dir)
+        .args([
+            "bench",
+            "--workload",
+            "backup",
+            "--keys",
+            "500",
+            "--scratch",
+        ])
+        .arg(&scratch)
+        .arg("--json")
+        .arg(&figures_path);
+    let run = Run::of(bench);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let starts = [
+        "backup store            5,000 values under Machine\\Bench",
+        "journal copy ",
+        "backup ",
+        "  backup is ",
+        "backup memory ",
+        "restore ",
+        "restore readers ",
+        "  readers' worst wait against each restore: ",
+    ];
+    for start in starts {
+        let found = lines.iter().any(|l| l.starts_with(start));
+        assert!(found, "no {start:?} line: {}", run.stdout);
+    }
+    // The backup workload loads its own store; W1's is not loaded for it.
+    assert!(!run.stdout.contains("W1 bulk load"), "{}", run.stdout);
+    let text = std::fs::read_to_string(&figures_path).expect("figures file");
+    let figures: Json = serde_json::from_str(&text).expect("figures are JSON");
+    let figure = |workload: &str, metric: &str| {
+        figures
+            .as_array()
+            .expect("an array of figures")
+            .iter()
+            .find(|f| f["workload"] == workload && f["metric"] == metric)
+            .and_then(|f| f["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {workload} {metric:?} figure: {text}"))
+    };
+    for (workload, metric) in [
+        ("backup", "journal copy MB/s"),
+        ("backup", "backup MB/s"),
+        ("backup", "backup/copy ratio"),
+        ("restore", "seconds, median"),
+        ("restore", "worst read latency ms"),
+    ] {
+        let value = figure(workload, metric);
+        assert!(
+            value.is_finite() && value > 0.0,
+            "{workload} {metric}: {value}"
+        );
+    }
+    assert_eq!(figure("backup", "values"), 5000.0);
+    assert!(figure("restore", "reads during restores") >= 1.0);
+    assert_eq!(std::fs::read_dir(&scratch).expect("scratch").count(), 0);
 }
 
 #[test]

@@ -47,6 +47,41 @@ pub(crate) fn rss_bytes() -> u64 {
     pages * u64::try_from(page).unwrap_or(4096)
 }
 
+/// Resident memory of this process, in bytes, from /proc/self/status (0 where unknown).
+#[derive(Clone, Copy)]
+pub(crate) struct Resident {
+    /// VmRSS: every resident page, the store's mapped journal pages included.
+    pub rss: u64,
+    /// VmHWM: the highest `rss` since the process started or `reset_peak` last succeeded.
+    pub peak: u64,
+    /// RssAnon: the heap and other anonymous memory, without mapped files.
+    pub anon: u64,
+}
+
+pub(crate) fn resident() -> Resident {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| {
+                let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .map_or(0, |kib| kib * 1024)
+    };
+    Resident {
+        rss: field("VmRSS"),
+        peak: field("VmHWM"),
+        anon: field("RssAnon"),
+    }
+}
+
+/// Starts VmHWM again from the current RSS (Linux 4.0 and later), so that a peak can be
+/// measured over one phase rather than since the process started.
+pub(crate) fn reset_peak() -> std::io::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+}
+
 /// Anonymous memory of this process backed by transparent huge pages.
 pub(crate) fn huge_page_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/smaps_rollup")

@@ -1,6 +1,7 @@
 //! `hivelog bench`: the workloads of WORKLOADS.md on a scratch store, with this machine's
 //! ceiling for durable appends measured in the same run.
 
+mod backup;
 mod machine;
 mod secured;
 mod workloads;
@@ -17,8 +18,9 @@ use crate::store_dir::{Failure, fail};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    /// w1, w2, w3, w3s (W3 with 3 layers and 4 ACEs a key, beside plain W3), w4, w5 or all
-    /// (W2–W5 load the data set first, as W1 does)
+    /// w1, w2, w3, w3s (W3 with 3 layers and 4 ACEs a key, beside plain W3), w4, w5, backup
+    /// (backup and restore of a subtree holding the whole data set, beside a copy of the
+    /// journal) or all (W2–W5 load the data set first, as W1 does; backup loads its own store)
     #[arg(long, default_value = "all")]
     workload: String,
     /// Seconds each W2 run lasts
@@ -129,10 +131,10 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
-    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5"];
+    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5", "backup"];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5 or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, backup or all)",
             args.workload
         )));
     }
@@ -164,34 +166,53 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let mut report = Report {
         figures: Vec::new(),
     };
-    let store_dir = scratch.dir.join("store");
-    workloads::w1_bulk_load(&store_dir, &data, &mut report)?;
-    let store = workloads::w5_reopen(&store_dir, &data, &mut report)?;
-    if wants("w3") || wants("w3s") {
-        let threads: Vec<usize> = args.threads.map_or(vec![1, 2], |t| vec![t]);
-        for t in threads {
-            workloads::w3_point_reads(&store, &data, t, &mut report)?;
-        }
+    if selected != "backup" {
+        w1_to_w5(&scratch.dir, &data, args, sync, &wants, &mut report)?;
     }
-    if wants("w4") {
-        workloads::w4_subtree_scan(&store, &data, &mut report)?;
-    }
-    if wants("w3s") {
-        secured::w3_secured(&scratch.dir.join("secured"), &data, &store, &mut report)?;
-    }
-    drop(store);
-    if wants("w2") {
-        workloads::ceiling(&scratch.dir, &mut report)?;
-        let threads: Vec<usize> = args.threads.map_or(vec![1, 4], |t| vec![t]);
-        for t in threads {
-            workloads::w2_durable_commits(&store_dir, &data, t, args.seconds, sync, &mut report)?;
-        }
-        summarize_w2(&report);
+    if wants("backup") {
+        backup::backup_restore(&scratch.dir.join("backup"), &data, &mut report)?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
     drop(scratch);
+    Ok(())
+}
+
+/// W1 and W5 always (the others read the store W1 loads), then whichever of W2–W4 and W3s
+/// `wants`.
+fn w1_to_w5(
+    scratch: &Path,
+    data: &Dataset,
+    args: &BenchArgs,
+    sync: SyncPolicy,
+    wants: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let store_dir = scratch.join("store");
+    workloads::w1_bulk_load(&store_dir, data, report)?;
+    let store = workloads::w5_reopen(&store_dir, data, report)?;
+    if wants("w3") || wants("w3s") {
+        let threads: Vec<usize> = args.threads.map_or(vec![1, 2], |t| vec![t]);
+        for t in threads {
+            workloads::w3_point_reads(&store, data, t, report)?;
+        }
+    }
+    if wants("w4") {
+        workloads::w4_subtree_scan(&store, data, report)?;
+    }
+    if wants("w3s") {
+        secured::w3_secured(&scratch.join("secured"), data, &store, report)?;
+    }
+    drop(store);
+    if wants("w2") {
+        workloads::ceiling(scratch, report)?;
+        let threads: Vec<usize> = args.threads.map_or(vec![1, 4], |t| vec![t]);
+        for t in threads {
+            workloads::w2_durable_commits(&store_dir, data, t, args.seconds, sync, report)?;
+        }
+        summarize_w2(report);
+    }
     Ok(())
 }
 

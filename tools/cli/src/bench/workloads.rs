@@ -43,11 +43,11 @@ pub(crate) fn to_value(spec: &ValueSpec) -> Value {
     Value::new(ty, spec.data.clone())
 }
 
-fn hash(data: &[u8]) -> u64 {
+pub(crate) fn hash(data: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5eed).hash_one(data)
 }
 
-fn thread_count(threads: usize) -> String {
+pub(crate) fn thread_count(threads: usize) -> String {
     if threads == 1 {
         "1 thread".to_string()
     } else {
@@ -59,17 +59,15 @@ fn micros(nanos: u64) -> f64 {
     nanos as f64 / 1000.0
 }
 
-/// W1: every value, 1,000 per transaction, no sync per transaction, one sync at the end.
-pub(crate) fn w1_bulk_load(dir: &Path, data: &Dataset, report: &mut Report) -> Result<(), Failure> {
-    let rss_before = machine::rss_bytes();
-    let store = Store::open(
-        dir,
-        Options {
-            sync: SyncPolicy::Never,
-            ..Options::default()
-        },
-    )?;
-    let bar = progress(data.values() as u64, "W1 bulk load");
+/// Loads every value of `data` into `store`, 1,000 per transaction, key `key` at
+/// `path_of(key)`; returns the time spent in the store (the values are generated outside it).
+pub(crate) fn load(
+    store: &Store,
+    data: &Dataset,
+    path_of: impl Fn(usize) -> String,
+    label: &'static str,
+) -> Result<Duration, Failure> {
+    let bar = progress(data.values() as u64, label);
     let keys_per_txn = VALUES_PER_TXN / VALUES_PER_KEY;
     let mut timed = Duration::ZERO;
     let mut batch: Vec<(String, Vec<(&'static str, Value)>)> = Vec::with_capacity(keys_per_txn);
@@ -82,7 +80,7 @@ pub(crate) fn w1_bulk_load(dir: &Path, data: &Dataset, report: &mut Report) -> R
                     (spec.registry_name(), to_value(&spec))
                 })
                 .collect();
-            batch.push((data.registry_path(key), values));
+            batch.push((path_of(key), values));
         }
         let start = Instant::now();
         let mut tx = store.transaction();
@@ -96,11 +94,25 @@ pub(crate) fn w1_bulk_load(dir: &Path, data: &Dataset, report: &mut Report) -> R
         timed += start.elapsed();
         bar.inc((batch.len() * VALUES_PER_KEY) as u64);
     }
+    bar.finish_and_clear();
+    Ok(timed)
+}
+
+/// W1: every value, 1,000 per transaction, no sync per transaction, one sync at the end.
+pub(crate) fn w1_bulk_load(dir: &Path, data: &Dataset, report: &mut Report) -> Result<(), Failure> {
+    let rss_before = machine::rss_bytes();
+    let store = Store::open(
+        dir,
+        Options {
+            sync: SyncPolicy::Never,
+            ..Options::default()
+        },
+    )?;
+    let mut timed = load(&store, data, |key| data.registry_path(key), "W1 bulk load")?;
     let start = Instant::now();
     store.sync()?;
     let sync = start.elapsed();
     timed += sync;
-    bar.finish_and_clear();
     let rate = data.values() as f64 / timed.as_secs_f64();
     println!(
         "W1 bulk load            {:>12} values/s   ({} values in {:.2} s, 1,000 per transaction; the one sync at the end took {:.2} s)",
