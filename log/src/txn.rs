@@ -24,6 +24,9 @@ const COMMIT_FRAME_MAX_BYTES: u64 = 8 + 9 + 22 + PRINCIPAL_MAX_BYTES as u64 + 8;
 /// A segment made for one large transaction is sized to it, in steps of this (a multiple of
 /// 8, as every segment size is).
 const LARGE_SEGMENT_ROUNDING_BYTES: u64 = 1 << 20;
+/// The most of the transaction buffer's capacity kept from one transaction to the next: a
+/// restore's hundreds of megabytes are given back once it is written.
+const BUFFER_KEPT_BYTES: usize = 4 << 20;
 
 /// A transaction being built; see the module documentation.
 pub struct TxnBuilder<'j> {
@@ -119,11 +122,14 @@ impl<'j> TxnBuilder<'j> {
                 .active
                 .as_ref()
                 .is_some_and(|active| active.capacity() >= needed);
-        if fresh {
-            return Ok(());
+        if !fresh {
+            let capacity = self.capacity_for(needed);
+            self.journal.roll_to(&mut self.writer, capacity)?;
         }
-        let capacity = self.capacity_for(needed);
-        self.journal.roll_to(&mut self.writer, capacity)
+        // Grown once to the size announced, not by doublings that copy everything so far.
+        let needed = usize::try_from(needed).unwrap_or(usize::MAX);
+        self.writer.buf.reserve(needed);
+        Ok(())
     }
 
     /// The size of a new segment for a transaction of `needed` bytes (header and tail
@@ -196,6 +202,9 @@ impl<'j> TxnBuilder<'j> {
             return Err(error);
         }
         let end = writer.tail + writer.buf.len() as u64;
+        // A large transaction's buffer is not kept for the small ones that follow.
+        writer.buf.clear();
+        writer.buf.shrink_to(BUFFER_KEPT_BYTES);
         active.publish(end);
         writer.tail = end;
         writer.next_seq += 1;

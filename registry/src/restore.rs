@@ -20,7 +20,7 @@ use hivelog_index::{KeyId, LayerId, NodeId, Seq};
 use hivelog_log::stream::{stream_ops, verify_stream};
 use memmap2::Mmap;
 
-use crate::attrs::{KeyAttrs, KeyFlags};
+use crate::attrs::{KeyAttrs, KeyFlags, SdId};
 use crate::backup::BackupInfo;
 use crate::error::{Error, Result};
 use crate::layers::{BASE, POLICY};
@@ -244,6 +244,10 @@ pub fn verify_backup_file(file: impl AsRef<Path>) -> Result<BackupInfo> {
     Ok(Verified::open(file.as_ref())?.info)
 }
 
+/// The descriptor a key ends up with, by the descriptor it inherited and the bytes the
+/// backup recorded for it.
+type DescriptorCache<'b> = HashMap<(SdId, &'b [u8]), SdId>;
+
 /// A key of the backup as restored: its new id and node.
 #[derive(Clone, Copy)]
 struct Restored {
@@ -294,8 +298,9 @@ impl Resolver<'_, '_> {
         let mut keys: HashMap<KeyId, Restored> =
             HashMap::from([(backup.info.anchor, Restored { id, node })]);
         let layers = self.restore_layers(&backup.info)?;
+        let mut descriptors = DescriptorCache::new();
         for op in backup.ops() {
-            self.restore_op(op?, &mut keys, &layers)?;
+            self.restore_op(op?, &mut keys, &layers, &mut descriptors)?;
         }
         self.push(Op::Audit {
             event,
@@ -329,11 +334,12 @@ impl Resolver<'_, '_> {
         Ok(map)
     }
 
-    fn restore_op(
+    fn restore_op<'b>(
         &mut self,
-        op: Op<'_>,
+        op: Op<'b>,
         keys: &mut HashMap<KeyId, Restored>,
         layers: &HashMap<u16, LayerId>,
+        descriptors: &mut DescriptorCache<'b>,
     ) -> Result<()> {
         let key = |id: KeyId| {
             keys.get(&id)
@@ -350,13 +356,7 @@ impl Resolver<'_, '_> {
             }
             Op::SetSecurity { id, descriptor } => {
                 let restored = key(id)?;
-                let descriptor = decode_descriptor(descriptor)
-                    .map_err(|short| bad(format!("a descriptor: {}", short.0)))?;
-                // Only when it differs from what the key got by inheritance: a subtree
-                // restored by its owner usually inherits exactly what it had.
-                if *self.state.descriptors.get(self.attrs(restored.node).sd) != descriptor {
-                    self.set_descriptor(restored.node, descriptor)?;
-                }
+                self.restore_descriptor(restored, descriptor, descriptors)?;
             }
             Op::SetKeyFlags { id, flags } => {
                 let restored = key(id)?;
@@ -400,6 +400,45 @@ impl Resolver<'_, '_> {
             }
             other => return Err(bad(format!("a backup holds no record like {other:?}"))),
         }
+        Ok(())
+    }
+
+    /// Gives `key` the descriptor a backup recorded for it (`encoded`), journaled only when
+    /// it differs from what the key got by inheritance: a subtree restored by its owner
+    /// usually inherits exactly what it had. Most keys of a subtree share their descriptor,
+    /// so each (inherited, recorded) pair is decoded and compared once.
+    fn restore_descriptor<'b>(
+        &mut self,
+        key: Restored,
+        encoded: &'b [u8],
+        cache: &mut DescriptorCache<'b>,
+    ) -> Result<()> {
+        let attrs = self.attrs(key.node);
+        let sd = match cache.get(&(attrs.sd, encoded)) {
+            Some(&sd) => sd,
+            None => {
+                let descriptor = decode_descriptor(encoded)
+                    .map_err(|short| bad(format!("a descriptor: {}", short.0)))?;
+                let sd = if *self.state.descriptors.get(attrs.sd) == descriptor {
+                    attrs.sd
+                } else {
+                    descriptor.validate()?;
+                    self.state.descriptors.intern(descriptor)?
+                };
+                cache.insert((attrs.sd, encoded), sd);
+                sd
+            }
+        };
+        if sd == attrs.sd {
+            return Ok(());
+        }
+        // The recorded bytes are the source's encoding of a descriptor this store decoded
+        // and validated above: journaled as they are.
+        self.push(Op::SetSecurity {
+            id: key.id,
+            descriptor: encoded,
+        })?;
+        self.state.index.set_attrs(key.node, KeyAttrs { sd, ..attrs });
         Ok(())
     }
 
