@@ -9,6 +9,7 @@
 //! no ops), so sequence numbers stay gap-free and snapshots keep their meaning.
 
 use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -31,6 +32,7 @@ use crate::security::{
 use crate::store::{Inner, Session, State, write_state};
 use crate::stored::Stored;
 use crate::value::Value;
+use crossbeam_utils::sync::{ShardedLock, ShardedLockWriteGuard};
 
 use crate::txn::{Create, Intent, LayerName, Target, rights_to_change};
 
@@ -54,7 +56,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
         builder.isolate(restoring + RESTORE_SLACK_BYTES)?;
     }
     loop {
-        let mut state = write_state(&inner.state);
+        let mut state = StateGuard::lock(&inner.state);
         state.index.begin(seq);
         let mut resolver = Resolver {
             inner,
@@ -118,10 +120,61 @@ fn rollback(state: &mut State, seq: Seq) {
 /// record, keys created above the target).
 const RESTORE_SLACK_BYTES: u64 = 1 << 16;
 
+/// How long a long transaction leaves the state lock to readers at each turn.
+const READERS_TURN: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// The state's write lock as a commit holds it: a long transaction (a restore) lets go of it
+/// between steps ([`StateGuard::let_readers_in`]) so that readers wait for one step, not for
+/// the whole apply. That is sound because every change an apply makes to the index is
+/// versioned by the transaction's sequence number, which readers do not see before it is
+/// published, and no other writer can come in: the transaction holds the journal's writer
+/// lock from `begin` to its commit.
+pub(crate) struct StateGuard<'a> {
+    lock: &'a ShardedLock<State>,
+    /// `None` only inside `let_readers_in`.
+    guard: Option<ShardedLockWriteGuard<'a, State>>,
+}
+
+impl<'a> StateGuard<'a> {
+    fn lock(lock: &'a ShardedLock<State>) -> StateGuard<'a> {
+        StateGuard {
+            lock,
+            guard: Some(write_state(lock)),
+        }
+    }
+
+    /// Releases the lock and takes it again, after the readers waiting for it had their turn.
+    /// A yield is not enough: the lock is not fair, and a reader woken on another core loses
+    /// the race to a writer that takes the lock straight back. A short sleep lets it in.
+    pub(crate) fn let_readers_in(&mut self) {
+        self.guard = None;
+        std::thread::sleep(READERS_TURN);
+        self.guard = Some(write_state(self.lock));
+    }
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.guard
+            .as_deref()
+            .expect("the state lock is held between steps")
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard
+            .as_deref_mut()
+            .expect("the state lock is held between steps")
+    }
+}
+
 pub(crate) struct Resolver<'a, 'j> {
     inner: &'a Inner,
     pub(crate) session: &'a Session,
-    pub(crate) state: &'a mut State,
+    pub(crate) state: &'a mut StateGuard<'j>,
     builder: &'a mut TxnBuilder<'j>,
     /// The transaction's sequence number: reads at it see the changes made so far.
     pub(crate) seq: Seq,
@@ -325,10 +378,8 @@ impl Resolver<'_, '_> {
             name: hive.name(),
         })?;
         let creator = self.session.principal().to_string();
-        let inherited = self
-            .state
-            .descriptors
-            .inherit(self.attrs(root).sd, &creator)?;
+        let parent_sd = self.attrs(root).sd;
+        let inherited = self.state.descriptors.inherit(parent_sd, &creator)?;
         let node = self.state.index.create_key(
             root,
             hive.name(),

@@ -244,6 +244,11 @@ pub fn verify_backup_file(file: impl AsRef<Path>) -> Result<BackupInfo> {
     Ok(Verified::open(file.as_ref())?.info)
 }
 
+/// Records a restore applies between two turns of the readers waiting for the state lock:
+/// a few milliseconds of work, so a restore of any size holds up readers for about that long
+/// (and for the tombstone of the subtree it replaces, applied in one go).
+const RESTORE_STEP_RECORDS: usize = 4096;
+
 /// The descriptor a key ends up with, by the descriptor it inherited and the bytes the
 /// backup recorded for it.
 type DescriptorCache<'b> = HashMap<(SdId, &'b [u8]), SdId>;
@@ -299,7 +304,10 @@ impl Resolver<'_, '_> {
             HashMap::from([(backup.info.anchor, Restored { id, node })]);
         let layers = self.restore_layers(&backup.info)?;
         let mut descriptors = DescriptorCache::new();
-        for op in backup.ops() {
+        for (i, op) in backup.ops().enumerate() {
+            if i % RESTORE_STEP_RECORDS == RESTORE_STEP_RECORDS - 1 {
+                self.state.let_readers_in();
+            }
             self.restore_op(op?, &mut keys, &layers, &mut descriptors)?;
         }
         self.push(Op::Audit {
@@ -438,7 +446,9 @@ impl Resolver<'_, '_> {
             id: key.id,
             descriptor: encoded,
         })?;
-        self.state.index.set_attrs(key.node, KeyAttrs { sd, ..attrs });
+        self.state
+            .index
+            .set_attrs(key.node, KeyAttrs { sd, ..attrs });
         Ok(())
     }
 
@@ -451,10 +461,8 @@ impl Resolver<'_, '_> {
             name,
         })?;
         let creator = self.session.principal();
-        let sd = self
-            .state
-            .descriptors
-            .inherit(self.attrs(parent.node).sd, creator)?;
+        let parent_sd = self.attrs(parent.node).sd;
+        let sd = self.state.descriptors.inherit(parent_sd, creator)?;
         let node = self.state.index.create_key(
             parent.node,
             name,

@@ -186,6 +186,78 @@ fn a_restore_replaces_atomically_and_its_past_stays_readable() {
     assert_ne!(dump(&store, r"HKLM\Software\App"), old);
 }
 
+/// Fills `root` with `keys` keys of 4 values each, `data` in every value, in one transaction.
+fn fill(store: &Store, root: &str, keys: usize, data: u32) {
+    let mut tx = store.transaction();
+    for k in 0..keys {
+        let path = format!(r"{root}\K{}\L{k}", k % 16);
+        tx.create_key(&path).unwrap();
+        for v in 0..4 {
+            tx.set_value(&path, &format!("V{v}"), &data).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn readers_during_a_long_restore_see_the_old_subtree_or_the_new_one_never_a_mix() {
+    // Enough records for the restore to let readers in many times on the way.
+    let keys = 6000;
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    let root = r"HKLM\Software\Live";
+    fill(&store, root, keys, 1);
+    let source_dir = TempDir::new().unwrap();
+    let source = open(source_dir.path());
+    fill(&source, root, keys, 2);
+    let stream = backup(&source, root);
+    let old = dump(&store, root);
+    let new = dump(&source, root);
+    let before = store.seq();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    let (olds, news) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let (mut olds, mut news) = (0, 0);
+            while !done.load(Ordering::Acquire) {
+                // A whole-subtree read at the latest sequence number, and a point read:
+                // both the old state or both the new one, by the snapshot's sequence number.
+                let view = store.snapshot();
+                let key = view.open_key(&format!(r"{root}\K3\L3")).unwrap();
+                let point: u32 = key.get_value("V2").unwrap();
+                if view.seq() == before {
+                    assert_eq!(point, 1);
+                    olds += 1;
+                } else {
+                    assert_eq!(point, 2);
+                    news += 1;
+                }
+                let mut seen = Vec::new();
+                let top = view.open_key_with(root, Access::KEY_READ).unwrap();
+                dump_key(&top, "", &mut seen);
+                assert!(
+                    seen == old || seen == new,
+                    "a mixed subtree at {}",
+                    view.seq()
+                );
+                assert_eq!(seen == new, view.seq() > before);
+            }
+            (olds, news)
+        });
+        store.restore(root, &stream[..]).unwrap();
+        // Let the reader see the result at least once.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        done.store(true, Ordering::Release);
+        reader.join().unwrap()
+    });
+    assert_eq!(store.seq(), before + 1, "one transaction");
+    assert_eq!(dump(&store, root), new);
+    assert!(
+        olds > 0 && news > 0,
+        "{olds} reads of the old state, {news} of the new"
+    );
+}
+
 #[test]
 fn privileges_gate_backup_and_restore_and_both_are_audited() {
     let dir = TempDir::new().unwrap();
