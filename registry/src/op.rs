@@ -274,6 +274,17 @@ impl<'a> Op<'a> {
 
     /// Reads a payload back, checking every length and every name.
     pub fn decode(payload: &'a [u8]) -> Result<Op<'a>, Short> {
+        let op = Op::decode_shallow(payload)?;
+        if let Op::SetSecurity { descriptor, .. } = op {
+            decode_descriptor(descriptor)?;
+        }
+        Ok(op)
+    }
+
+    /// As [`Op::decode`], except that a SetSecurity's descriptor is only sliced out, not
+    /// decoded: for a caller that decodes each distinct descriptor once (a restore, whose
+    /// subtree's keys share a few descriptors among hundreds of thousands of records).
+    pub(crate) fn decode_shallow(payload: &'a [u8]) -> Result<Op<'a>, Short> {
         let mut r = Reader::new(payload);
         let tag = r.u8("op tag")?;
         if r.u8("op version")? != OP_VERSION {
@@ -323,7 +334,6 @@ impl<'a> Op<'a> {
                 let id = r.u64("key id")?;
                 let len = r.u32("descriptor length")? as usize;
                 let descriptor = r.bytes(len, "security descriptor")?;
-                decode_descriptor(descriptor)?;
                 Op::SetSecurity { id, descriptor }
             }
             SET_KEY_FLAGS => {

@@ -9,12 +9,12 @@
 //! under new ids, and an audit record. Readers see the old subtree until it commits and the
 //! new one after; a crash before the Commit record means it never happened.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashSet};
 use hivelog_index::fold::{fold, fold_into};
 use hivelog_index::{KeyId, LayerId, NodeId, Seq};
 use hivelog_log::stream::{stream_ops, verify_stream};
@@ -114,9 +114,10 @@ impl Verified {
             Ok(ops) => Box::new(ops),
             Err(error) => Box::new(std::iter::once(Err(error))),
         };
+        // Descriptors are decoded once each by `restore_descriptor`.
         ops.map(|payload| {
             let payload = payload?;
-            Op::decode(payload).map_err(|short| bad(format!("a record: {}", short.0)))
+            Op::decode_shallow(payload).map_err(|short| bad(format!("a record: {}", short.0)))
         })
     }
 }
@@ -128,8 +129,10 @@ fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
         .iter()
         .map(|(precedence, _)| *precedence)
         .collect();
-    let mut depth_of: HashMap<KeyId, usize> = HashMap::from([(info.anchor, 0)]);
-    let mut names: HashSet<(KeyId, String)> = HashSet::new();
+    let mut depth_of: HashMap<KeyId, usize> = HashMap::default();
+    depth_of.insert(info.anchor, 0);
+    let mut names: HashSet<(KeyId, String)> = HashSet::default();
+    let mut descriptors: HashSet<&[u8]> = HashSet::default();
     let mut deepest = 0;
     let mut keys_started = false;
     let known = |id: KeyId, depth_of: &HashMap<KeyId, usize>| {
@@ -139,7 +142,8 @@ fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
             .ok_or_else(|| bad(format!("a record names key id {id} before creating it")))
     };
     for payload in stream_ops(map)? {
-        let op = Op::decode(payload?).map_err(|short| bad(format!("a record: {}", short.0)))?;
+        let op =
+            Op::decode_shallow(payload?).map_err(|short| bad(format!("a record: {}", short.0)))?;
         match op {
             Op::CreateLayer { id, .. } if !keys_started => {
                 if !layers.contains(&id) {
@@ -160,9 +164,18 @@ fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
                 }
                 deepest = deepest.max(depth);
             }
-            Op::SetSecurity { id, .. }
-            | Op::SetKeyFlags { id, .. }
-            | Op::SetKeyClass { id, .. } => {
+            Op::SetSecurity { id, descriptor } => {
+                keys_started = true;
+                known(id, &depth_of)?;
+                // Each distinct descriptor once: a subtree's keys share a few.
+                if descriptors.insert(descriptor) {
+                    decode_descriptor(descriptor)
+                        .map_err(|short| bad(format!("a descriptor: {}", short.0)))?
+                        .validate()
+                        .map_err(|error| bad(format!("a descriptor: {error}")))?;
+                }
+            }
+            Op::SetKeyFlags { id, .. } | Op::SetKeyClass { id, .. } => {
                 keys_started = true;
                 known(id, &depth_of)?;
             }
@@ -300,10 +313,10 @@ impl Resolver<'_, '_> {
                 ..KeyAttrs::default()
             },
         );
-        let mut keys: HashMap<KeyId, Restored> =
-            HashMap::from([(backup.info.anchor, Restored { id, node })]);
+        let mut keys: HashMap<KeyId, Restored> = HashMap::default();
+        keys.insert(backup.info.anchor, Restored { id, node });
         let layers = self.restore_layers(&backup.info)?;
-        let mut descriptors = DescriptorCache::new();
+        let mut descriptors = DescriptorCache::default();
         for (i, op) in backup.ops().enumerate() {
             if i % RESTORE_STEP_RECORDS == RESTORE_STEP_RECORDS - 1 {
                 self.state.let_readers_in();
@@ -322,7 +335,7 @@ impl Resolver<'_, '_> {
     /// The layers of this store that the backup's layers go to, by name: an existing layer
     /// of that name, or a new one with the backup's precedence.
     fn restore_layers(&mut self, info: &BackupInfo) -> Result<HashMap<u16, LayerId>> {
-        let mut map = HashMap::new();
+        let mut map = HashMap::default();
         for (precedence, name) in &info.layers {
             let here = match self.state.layers.id_at(name, self.seq) {
                 Some(id) => id,
