@@ -1,13 +1,11 @@
 //! Point-in-time recovery through the public API: reverting a subtree, recovering a store at
 //! a sequence number, and rebuilding states from a whole-registry backup plus archives, each
-//! compared with what a snapshot at that sequence number reads (the model-based proptest
-//! checks snapshots against a model, so these compare against the model by way of them).
+//! compared with what a snapshot at that sequence number reads, and (for random histories)
+//! with a model replayed through that sequence number.
 
 // Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
 // only #[test] functions, not the helpers they share.)
 #![allow(clippy::unwrap_used)]
-
-use std::path::PathBuf;
 
 use hivelog::{
     Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, Value, VerifiedFile,
@@ -15,6 +13,9 @@ use hivelog::{
 };
 use proptest::prelude::*;
 use tempfile::TempDir;
+
+mod common;
+use common::{Model, ROLE_LAYER, change, model_of};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(dir, Options::default()).unwrap()
@@ -294,79 +295,51 @@ fn verify_file_tells_backups_from_archives_and_rejects_damage() {
     ));
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Set(u8, u8, u32),
-    Delete(u8),
-    Layer(u8, u8, u32),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => (0..4u8, 0..3u8, any::<u32>()).prop_map(|(k, v, d)| Step::Set(k, v, d)),
-        1 => (0..4u8).prop_map(Step::Delete),
-        2 => (0..4u8, 0..3u8, any::<u32>()).prop_map(|(k, v, d)| Step::Layer(k, v, d)),
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// For random histories, a recovery at every sequence number and a rebuild from a
-    /// backup at a random cut plus archives equal what a snapshot reads there.
+    /// For random histories, a recovery at every sequence number, and a rebuild from a
+    /// backup at a random cut plus archives at every later one, equal the model replayed
+    /// through that sequence number (and what a snapshot there reads, descriptors included).
     #[test]
-    fn recoveries_equal_the_snapshots_at_every_sequence_number(
-        steps in prop::collection::vec(step(), 1..14),
+    fn recoveries_equal_the_model_at_every_sequence_number(
+        changes in prop::collection::vec(change(), 1..14),
         cut in 0usize..14,
     ) {
+        let root = r"HKLM\Software\Busy";
         let dir = TempDir::new().unwrap();
         let store = open(dir.path());
-        store.create_layer("role", 5).unwrap();
-        let mut seqs = vec![store.seq()];
-        for step in &steps {
-            let seq = match step {
-                Step::Set(k, v, d) => {
-                    let mut tx = store.transaction();
-                    let path = format!(r"HKLM\Software\K{k}");
-                    tx.create_key(&path).unwrap();
-                    tx.set_value(&path, &format!("V{v}"), &Value::dword(*d)).unwrap();
-                    tx.commit().unwrap()
-                }
-                Step::Delete(k) => store
-                    .delete_tree(&format!(r"HKLM\Software\K{k}"))
-                    .unwrap_or_else(|_| store.seq()),
-                Step::Layer(k, v, d) => {
-                    let mut tx = store.transaction();
-                    let path = format!(r"HKLM\Software\K{k}");
-                    tx.create_key(&path).unwrap();
-                    tx.set_value_in("role", &path, &format!("V{v}"), d).unwrap();
-                    tx.commit().unwrap()
-                }
-            };
-            seqs.push(seq);
+        store.create_layer(ROLE_LAYER, 5).unwrap();
+        store.create_key(root).unwrap();
+        let mut model = Model::new();
+        model.insert(String::new(), Default::default());
+        let mut states = vec![(store.seq(), model.clone())];
+        for change in &changes {
+            if let Some(seq) = change.commit(&store, root) {
+                change.apply(&mut model);
+                states.push((seq, model.clone()));
+            }
         }
-        for &seq in &seqs {
+        for (seq, model) in &states {
             let into = TempDir::new().unwrap();
-            let recovered = store.recover_to(seq, into.path().join("s")).unwrap();
-            prop_assert_eq!(dump(&recovered, None), dump(&store, Some(seq)));
+            let recovered = store.recover_to(*seq, into.path().join("s")).unwrap();
+            prop_assert_eq!(recovered.seq(), *seq);
+            prop_assert_eq!(&model_of(&recovered, root), model, "recovered at {}", seq);
+            prop_assert_eq!(dump(&recovered, None), dump(&store, Some(*seq)));
         }
-        let base = seqs[cut.min(seqs.len() - 1)];
+        let (base, _) = states[cut.min(states.len() - 1)];
         let files = TempDir::new().unwrap();
         let backup = files.path().join("base");
         store.backup_registry(base, std::fs::File::create(&backup).unwrap()).unwrap();
+        // The backup's own audit record is a transaction too: archived, and in no state.
         let last = store.seq();
-        let archives: Vec<PathBuf> = if last > base {
-            vec![files.path().join("archive")]
-        } else {
-            Vec::new()
-        };
-        if let Some(dir) = archives.first() {
-            store.archive(base, last, dir).unwrap();
-        }
-        for &seq in seqs.iter().filter(|&&s| s >= base) {
+        let archives = vec![files.path().join("archive")];
+        store.archive(base, last, &archives[0]).unwrap();
+        for (seq, model) in states.iter().filter(|(seq, _)| *seq >= base) {
             let into = TempDir::new().unwrap();
-            let rebuilt = recover_from_backup(&backup, &archives, seq, into.path().join("s")).unwrap();
-            prop_assert_eq!(dump(&rebuilt, None), dump(&store, Some(seq)));
+            let rebuilt = recover_from_backup(&backup, &archives, *seq, into.path().join("s")).unwrap();
+            prop_assert_eq!(&model_of(&rebuilt, root), model, "rebuilt at {}", seq);
+            prop_assert_eq!(dump(&rebuilt, None), dump(&store, Some(*seq)));
         }
     }
 }

@@ -1,0 +1,125 @@
+//! What the registry's integration tests share: random histories of changes, the simple
+//! model they are checked against, and reading a store's subtree back as that model.
+
+// Each test binary uses its own part of this.
+#![allow(dead_code)]
+
+use hivelog::{Error, Store, Value};
+
+/// The layer (besides `base`) the histories write to; a test creates it first.
+pub const ROLE_LAYER: &str = "role";
+
+/// A change of a random history: one transaction each.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Sets value `name` of key `key` (creating it and its parents) to `data`, in the `role`
+    /// layer or the base one.
+    Set {
+        key: u8,
+        name: u8,
+        data: u32,
+        role: bool,
+    },
+    /// Deletes key `key`'s tree (if it exists: else nothing commits).
+    DeleteTree { key: u8 },
+}
+
+/// Keys 0–2 sit under the root, 3–5 under keys 0–2.
+fn change_key(key: u8) -> String {
+    if key < 3 {
+        format!("K{key}")
+    } else {
+        format!(r"K{}\S", key - 3)
+    }
+}
+
+pub fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => (0..6u8, 0..3u8, any::<u32>(), any::<bool>())
+            .prop_map(|(key, name, data, role)| Change::Set { key, name, data, role }),
+        1 => (0..6u8).prop_map(|key| Change::DeleteTree { key }),
+    ]
+}
+
+/// Keys of a subtree (relative paths, "" the root) with every layer's values:
+/// `(layer, name) -> value`.
+pub type Model =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<(String, String), Value>>;
+
+impl Change {
+    /// Commits the change; `None` if it was refused (deleting a key that is not there).
+    pub fn commit(&self, store: &Store, root: &str) -> Option<u64> {
+        let path = |key| format!(r"{root}\{}", change_key(key));
+        match *self {
+            Change::Set {
+                key,
+                name,
+                data,
+                role,
+            } => {
+                let mut tx = store.transaction();
+                tx.create_key(&path(key)).unwrap();
+                let layer = if role { ROLE_LAYER } else { "base" };
+                tx.set_value_in(layer, &path(key), &format!("V{name}"), &data)
+                    .unwrap();
+                Some(tx.commit().unwrap())
+            }
+            Change::DeleteTree { key } => match store.delete_tree(&path(key)) {
+                Ok(seq) => Some(seq),
+                Err(Error::KeyNotFound { .. }) => None,
+                Err(error) => panic!("delete tree: {error}"),
+            },
+        }
+    }
+
+    pub fn apply(&self, model: &mut Model) {
+        match *self {
+            Change::Set {
+                key,
+                name,
+                data,
+                role,
+            } => {
+                let relative = change_key(key);
+                if let Some((parent, _)) = relative.split_once('\\') {
+                    model.entry(parent.to_string()).or_default();
+                }
+                let layer = if role { ROLE_LAYER } else { "base" };
+                model
+                    .entry(relative)
+                    .or_default()
+                    .insert((layer.to_string(), format!("V{name}")), Value::dword(data));
+            }
+            Change::DeleteTree { key } => {
+                let relative = change_key(key);
+                let below = format!("{relative}\\");
+                model.retain(|path, _| *path != relative && !path.starts_with(&below));
+            }
+        }
+    }
+}
+
+/// The subtree at `path` as a model, every layer's values included.
+pub fn model_of(store: &Store, path: &str) -> Model {
+    fn walk(key: &hivelog::Key, relative: &str, out: &mut Model) {
+        let values = out.entry(relative.to_string()).or_default();
+        for (name, _) in key.enum_values().unwrap() {
+            for layered in key.value_stack(&name).unwrap() {
+                values.insert((layered.layer, name.clone()), layered.value);
+            }
+        }
+        for sub in key.enum_keys().unwrap() {
+            let child = key.open_subkey_link(&sub).unwrap();
+            let relative = if relative.is_empty() {
+                sub
+            } else {
+                format!(r"{relative}\{sub}")
+            };
+            walk(&child, &relative, out);
+        }
+    }
+    let mut out = Model::new();
+    walk(&store.open_key(path).unwrap(), "", &mut out);
+    out
+}
