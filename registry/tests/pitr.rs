@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use hivelog::{
-    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, Value, VerifiedFile,
+    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, VerifiedFile,
     recover_from_backup, sddl, verify_archive_file, verify_file,
 };
 use proptest::prelude::*;
