@@ -205,13 +205,16 @@ impl Store {
         if at > last {
             return Err(Error::FutureSeq { seq: at, last });
         }
+        // A backup that cannot start (no such key then, a volatile key) takes nothing and
+        // leaves no audit record; one that starts is audited before it writes a byte.
+        let start = start_backup(self.inner(), anchor, at)?;
         self.commit(&[crate::txn::Intent::Audit {
             event: AuditEvent::Backup,
             path: path.to_string(),
             source: String::new(),
             seq: at,
         }])?;
-        write_backup(self.inner(), anchor, at, out, self.principal())
+        start.write(self.inner(), at, out, self.principal())
     }
 }
 
@@ -224,6 +227,19 @@ pub(crate) fn write_backup(
     out: impl Write,
     principal: &str,
 ) -> Result<BackupReport> {
+    start_backup(inner, anchor, at)?.write(inner, at, out, principal)
+}
+
+/// A backup's anchor as found at the cut, with what its header says.
+struct Start {
+    node: NodeId,
+    anchor_id: KeyId,
+    source: String,
+    layers: Vec<(u16, String)>,
+}
+
+/// Finds the anchor at `at`: a key that existed then and is not volatile.
+fn start_backup(inner: &Inner, anchor: Anchor<'_>, at: Seq) -> Result<Start> {
     let (node, anchor_id, source, layers) = {
         let state = read_state(&inner.state);
         let (node, anchor_id, source) = match anchor {
@@ -254,36 +270,60 @@ pub(crate) fn write_backup(
             .collect();
         (node, anchor_id, source, layers)
     };
-    let info = BackupInfo::encode(anchor_id, &source, &layers);
-    let out = BufWriter::with_capacity(1 << 20, out);
-    let mut writer = StreamWriter::new(out, at, &info).map_err(io)?;
-    for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
-        writer.push(|buf| {
-            Op::CreateLayer {
-                id: *precedence,
-                name,
-            }
-            .encode(buf)
-        })?;
-    }
-    let mut walk = Walk {
-        inner,
-        at,
-        writer,
-        descriptors: HashMap::new(),
-        keys: 0,
-        values: 0,
-    };
-    walk.subtree(node, anchor_id)?;
-    let (keys, values) = (walk.keys, walk.values);
-    let (mut out, bytes) = walk.writer.finish(principal, unix_nanos_now())?;
-    out.flush().map_err(io)?;
-    Ok(BackupReport {
-        seq: at,
-        keys,
-        values,
-        bytes,
+    Ok(Start {
+        node,
+        anchor_id,
+        source,
+        layers,
     })
+}
+
+impl Start {
+    /// Writes the stream: header, records, trailer.
+    fn write(
+        self,
+        inner: &Inner,
+        at: Seq,
+        out: impl Write,
+        principal: &str,
+    ) -> Result<BackupReport> {
+        let Start {
+            node,
+            anchor_id,
+            source,
+            layers,
+        } = self;
+        let info = BackupInfo::encode(anchor_id, &source, &layers);
+        let out = BufWriter::with_capacity(1 << 20, out);
+        let mut writer = StreamWriter::new(out, at, &info).map_err(io)?;
+        for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
+            writer.push(|buf| {
+                Op::CreateLayer {
+                    id: *precedence,
+                    name,
+                }
+                .encode(buf)
+            })?;
+        }
+        let mut walk = Walk {
+            inner,
+            at,
+            writer,
+            descriptors: HashMap::new(),
+            keys: 0,
+            values: 0,
+        };
+        walk.subtree(node, anchor_id)?;
+        let (keys, values) = (walk.keys, walk.values);
+        let (mut out, bytes) = walk.writer.finish(principal, unix_nanos_now())?;
+        out.flush().map_err(io)?;
+        Ok(BackupReport {
+            seq: at,
+            keys,
+            values,
+            bytes,
+        })
+    }
 }
 
 /// A key the walk has still to write.

@@ -262,6 +262,36 @@ fn readers_during_a_long_restore_see_the_old_subtree_or_the_new_one_never_a_mix(
 }
 
 #[test]
+fn a_backup_that_cannot_start_takes_nothing_and_leaves_no_audit_record() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    build(&store, r"HKLM\Software\App");
+    let seq = store.seq();
+    let mut out = Vec::new();
+    assert!(matches!(
+        store.backup(r"HKLM\Software\Nope", seq, &mut out),
+        Err(Error::KeyNotFound { .. })
+    ));
+    assert!(matches!(
+        store.backup(r"HKLM\Software\App\A\Running", seq, &mut out),
+        Err(Error::VolatileBackup { .. })
+    ));
+    // A key that exists now but not at the cut.
+    let before = seq;
+    store.create_key(r"HKLM\Software\Later").unwrap();
+    assert!(matches!(
+        store.backup(r"HKLM\Software\Later", before, &mut out),
+        Err(Error::KeyNotFound { .. })
+    ));
+    assert!(matches!(
+        store.backup(r"HKLM\Software\App", store.seq() + 1, &mut out),
+        Err(Error::FutureSeq { .. })
+    ));
+    assert!(out.is_empty());
+    assert_eq!(store.seq(), before + 1, "only the create committed");
+}
+
+#[test]
 fn privileges_gate_backup_and_restore_and_both_are_audited() {
     let dir = TempDir::new().unwrap();
     let store = open(dir.path());

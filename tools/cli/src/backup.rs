@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use hivelog::{BackupInfo, BackupReport, Seq, Store, VerifiedFile};
+use indicatif::ProgressBar;
 use tempfile::NamedTempFile;
 
 use crate::history::rfc3339;
@@ -63,36 +64,17 @@ pub(crate) fn backup(ctx: &Ctx, args: &BackupArgs) -> Result<(), Failure> {
     let store = open_existing_write(ctx)?;
     let at = args.at_seq.unwrap_or_else(|| store.seq());
     let bar = progress::bytes(None, "backup");
-    let report = if to_stdout {
-        let mut out = CountingWriter {
+    let written = if to_stdout {
+        let out = CountingWriter {
             inner: BufWriter::new(io::stdout().lock()),
             bar: bar.clone(),
         };
-        let report = take(&store, whole, &args.key, at, &mut out)?;
-        out.flush()?;
-        report
+        take(&store, whole, &args.key, at, out)
     } else {
-        // Written beside the target and renamed into place once complete and synced: a
-        // failed backup leaves no partial file, and a replaced one stays whole until then.
-        let dir = parent_dir(&target);
-        let spool = NamedTempFile::new_in(dir)?;
-        let mut out = CountingWriter {
-            inner: BufWriter::new(spool.as_file()),
-            bar: bar.clone(),
-        };
-        let report = take(&store, whole, &args.key, at, &mut out)?;
-        out.flush()?;
-        drop(out);
-        spool.as_file().sync_all()?;
-        if args.force {
-            spool.persist(&target).map_err(|e| e.error)?;
-        } else {
-            spool.persist_noclobber(&target).map_err(|e| e.error)?;
-        }
-        File::open(dir)?.sync_all()?;
-        report
+        to_file(&store, whole, args, at, &target, &bar)
     };
     bar.finish_and_clear();
+    let report = written?;
     let line = format!(
         "backup of {} at sequence number {}: {} keys, {} values, {} bytes",
         if whole {
@@ -115,18 +97,57 @@ pub(crate) fn backup(ctx: &Ctx, args: &BackupArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes the backup to `out` and flushes it.
 fn take(
     store: &Store,
     whole: bool,
     key: &str,
     at: Seq,
-    out: impl Write,
-) -> hivelog::Result<BackupReport> {
-    if whole {
-        store.backup_registry(at, out)
+    mut out: impl Write,
+) -> Result<BackupReport, Failure> {
+    let report = if whole {
+        store.backup_registry(at, &mut out)?
     } else {
-        store.backup(key, at, out)
-    }
+        store.backup(key, at, &mut out)?
+    };
+    out.flush()
+        .map_err(|e| fail(format!("writing the backup: {e}")))?;
+    Ok(report)
+}
+
+/// Writes the backup beside `target` and renames it into place once complete and synced: a
+/// failed backup leaves no partial file, and a file it replaces stays whole until then.
+fn to_file(
+    store: &Store,
+    whole: bool,
+    args: &BackupArgs,
+    at: Seq,
+    target: &Path,
+    bar: &ProgressBar,
+) -> Result<BackupReport, Failure> {
+    let dir = parent_dir(target);
+    let in_dir = |e: io::Error| fail(format!("writing the backup in {}: {e}", dir.display()));
+    let spool = NamedTempFile::new_in(dir).map_err(in_dir)?;
+    let out = CountingWriter {
+        inner: BufWriter::new(spool.as_file()),
+        bar: bar.clone(),
+    };
+    let report = take(store, whole, &args.key, at, out)?;
+    spool.as_file().sync_all().map_err(in_dir)?;
+    let persisted = if args.force {
+        spool.persist(target)
+    } else {
+        spool.persist_noclobber(target)
+    };
+    persisted.map_err(|e| {
+        fail(format!(
+            "writing the backup to {}: {}",
+            target.display(),
+            e.error
+        ))
+    })?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(in_dir)?;
+    Ok(report)
 }
 
 fn parent_dir(file: &Path) -> &Path {

@@ -178,6 +178,17 @@ fn a_failed_backup_leaves_no_file_and_an_existing_one_needs_force() {
         .filter(|name| name != "store")
         .collect();
     assert!(leftovers.is_empty(), "spool files left: {leftovers:?}");
+    let nowhere = file_in(&store, "missing-dir").join("b.hvb");
+    let message = store.error(&["backup", ROOT, path_arg(&nowhere)]);
+    assert!(
+        message.starts_with(&format!(
+            "writing the backup in {}: ",
+            file_in(&store, "missing-dir").display()
+        )),
+        "{message}"
+    );
+    // Neither failure took a backup, so neither left an audit record.
+    assert_eq!(store.ok(&["audit"]), "");
     store.ok(&["backup", ROOT, path_arg(&backup)]);
     let exists = store.error(&["backup", ROOT, path_arg(&backup)]);
     assert_eq!(
