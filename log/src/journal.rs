@@ -20,8 +20,11 @@ use crate::{Loc, Rejected, Seq, TxnView, lock, unix_nanos_now};
 
 /// Smallest segment the journal accepts.
 pub const SEGMENT_SIZE_MIN_BYTES: u64 = 64 * 1024;
-/// Largest segment: offsets inside a segment are 32-bit.
-pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
+/// Largest `segment_size_bytes` a journal may be configured with.
+pub const SEGMENT_SIZE_OPTION_MAX_BYTES: u64 = 1 << 30;
+/// Largest segment, which only a segment sized to one large transaction (the restore of a big
+/// subtree) reaches: offsets inside a segment are 32-bit, so it ends below 4 GiB.
+pub const SEGMENT_SIZE_MAX_BYTES: u64 = (4 << 30) - (1 << 20);
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 64 << 20;
 /// Highest segment number: a record's location names its segment in 32 bits.
@@ -77,7 +80,7 @@ impl Default for JournalOptions {
 impl JournalOptions {
     fn validate(&self) -> Result<(), LogError> {
         let size = self.segment_size_bytes;
-        if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_MAX_BYTES).contains(&size) {
+        if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_OPTION_MAX_BYTES).contains(&size) {
             return Err(LogError::InvalidOption {
                 name: "segment_size_bytes",
                 value: size,

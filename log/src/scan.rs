@@ -12,8 +12,9 @@ use crate::record::{Commit, Kind, Mark, Seal};
 use crate::segment::HEADER_BYTES;
 use crate::{Loc, OpRef, Rejected, Seq, TxnView};
 
-/// Most Op records one transaction may hold.
-pub const RECORDS_PER_TRANSACTION_MAX: u32 = 1 << 22;
+/// Most Op records one transaction may hold: a restore of a subtree of 30 million values
+/// (replay holds a pending transaction's record locations, 32 bytes each, until its Commit).
+pub const RECORDS_PER_TRANSACTION_MAX: u32 = 1 << 25;
 
 /// Damage found at an offset of a segment.
 #[derive(Debug, Clone)]

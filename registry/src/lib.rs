@@ -56,7 +56,7 @@ pub use hivelog_log::archive::SegmentSummary;
 pub use hivelog_log::sim;
 pub use hivelog_log::{
     LogError, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
-    SEGMENT_SIZE_MIN_BYTES, Seq, SyncPolicy, vfs,
+    SEGMENT_SIZE_MIN_BYTES, SEGMENT_SIZE_OPTION_MAX_BYTES, Seq, SyncPolicy, vfs,
 };
 pub use key::{Key, LayeredValue};
 pub use layers::{

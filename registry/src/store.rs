@@ -39,7 +39,9 @@ pub const SYSTEM_PRINCIPAL: &str = SYSTEM;
 pub struct Options {
     /// When commits reach the disk. Default: every commit, before it returns.
     pub sync: SyncPolicy,
-    /// Size of each journal segment file.
+    /// Size of each journal segment file: SEGMENT_SIZE_MIN_BYTES (64 KiB) to
+    /// SEGMENT_SIZE_OPTION_MAX_BYTES (1 GiB). A transaction larger than that gets a segment of
+    /// its own, up to SEGMENT_SIZE_MAX_BYTES.
     pub segment_size_bytes: u64,
     /// Largest value data accepted.
     pub value_size_max_bytes: u32,
