@@ -16,7 +16,8 @@ use crate::version_chain::{Chain, Pushed, Version};
 use crate::{KeyId, LayerId, NodeId, Seq};
 
 /// The transaction being applied: its sequence number and how to undo it. The undo log is
-/// kept between transactions (cleared, not freed), so applying one allocates nothing for it.
+/// kept between transactions (cleared, not freed, up to UNDO_KEPT entries), so applying an
+/// ordinary one allocates nothing for it.
 pub(crate) struct Pending<V, A> {
     pub(crate) seq: Option<Seq>,
     undo: Vec<Undo<V, A>>,
@@ -30,6 +31,10 @@ impl<V, A> Default for Pending<V, A> {
         }
     }
 }
+
+/// The most undo entries whose room is kept from one transaction to the next: a restore's
+/// millions are given back once it commits.
+const UNDO_KEPT: usize = 1 << 16;
 
 pub(crate) enum Undo<V, A> {
     /// A node was created with its first incarnation.
@@ -226,13 +231,31 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
     /// are gone as of this transaction; `node` itself stays, with its id. A restore writes this
     /// and then the replacement subtree in the same transaction.
     pub fn clear_subtree(&mut self, node: NodeId) {
+        let below = self.live_subtree(node);
+        self.end_lives(&below);
+        self.tombstone(node);
+    }
+
+    /// Ends, as of this transaction, the lives of `keys` (with their values): the first part
+    /// of [`Index::clear_subtree`] for a caller that does it in steps, with the keys
+    /// [`Index::live_subtree`] gave it, in any order, then calls [`Index::tombstone`].
+    pub fn end_lives(&mut self, keys: &[NodeId]) {
+        for &key in keys {
+            self.end_life(key);
+        }
+    }
+
+    /// The last part of [`Index::clear_subtree`], once every key below `node` is gone: its
+    /// values go, and the tombstone is recorded on it.
+    pub fn tombstone(&mut self, node: NodeId) {
         assert!(
             self.is_alive(node),
             "tombstone on a key that does not exist"
         );
-        for descendant in self.live_subtree(node) {
-            self.end_life(descendant);
-        }
+        debug_assert!(
+            self.live_subtree(node).is_empty(),
+            "a tombstone leaves nothing alive below its key"
+        );
         self.delete_all_values(node);
         let seq = self.seq();
         self.node_mut(node).tombstones.push(seq);
@@ -349,8 +372,16 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
         let seq = self.pending.seq.take().expect("commit() without begin()");
         assert!(seq > self.applied);
         self.pending.undo.clear();
+        self.pending.undo.shrink_to(UNDO_KEPT);
         self.applied = seq;
         seq
+    }
+
+    /// Makes room for `additional` more changes in the pending transaction's undo log at once,
+    /// for a caller that knows it is about to make many (a restore): growing it by doublings
+    /// would copy it all each time, with the state locked.
+    pub fn reserve_changes(&mut self, additional: usize) {
+        self.pending.undo.reserve(additional);
     }
 
     /// Undoes everything the pending transaction changed.

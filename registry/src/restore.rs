@@ -258,9 +258,14 @@ pub fn verify_backup_file(file: impl AsRef<Path>) -> Result<BackupInfo> {
 }
 
 /// Records a restore applies between two turns of the readers waiting for the state lock:
-/// a few milliseconds of work, so a restore of any size holds up readers for about that long
-/// (and for the tombstone of the subtree it replaces, applied in one go).
+/// a few milliseconds of work, so a restore of any size holds up readers for about that long.
 const RESTORE_STEP_RECORDS: usize = 4096;
+/// Keys of the replaced subtree ended between two turns of the readers: about as much work
+/// (a key has a few values).
+const RESTORE_STEP_KEYS: usize = 1024;
+/// What ending a key of the replaced subtree changes, as an estimate: its life and a few
+/// values.
+const OLD_CHANGES_PER_KEY: usize = 6;
 
 /// The descriptor a key ends up with, by the descriptor it inherited and the bytes the
 /// backup recorded for it.
@@ -297,7 +302,18 @@ impl Resolver<'_, '_> {
         }
         let id = self.alive_id(node);
         self.push(Op::ClearSubtree { id })?;
-        self.state.index.clear_subtree(node);
+        // The old subtree ends in steps too, so its size does not hold readers up.
+        let below = self.state.index.live_subtree(node);
+        // About a change per record, and one per key and value of the old subtree.
+        let changes = usize::try_from(backup.info.records).unwrap_or(usize::MAX);
+        self.state.index.reserve_changes(
+            changes.saturating_add(below.len().saturating_mul(OLD_CHANGES_PER_KEY)),
+        );
+        for keys in below.chunks(RESTORE_STEP_KEYS) {
+            self.state.index.end_lives(keys);
+            self.state.let_readers_in();
+        }
+        self.state.index.tombstone(node);
         // The anchor's journaled flags and class are the backup's (reset here; the backup's
         // records set them again if it has them).
         if attrs.flags.0 & JOURNALED_KEY_FLAGS != 0 {
