@@ -29,6 +29,7 @@ mod trie;
 mod version_chain;
 
 pub use gc::GcStats;
+pub use memory::prefetch;
 pub use trie::{Index, IndexStats, KeyAt, LayerSel, PointRead, ValueAt};
 pub use version_chain::Version;
 

@@ -2,7 +2,7 @@
 
 /// Asks the CPU to start loading `ptr`'s cache line; a hint that never faults.
 #[inline(always)]
-pub(crate) fn prefetch<T>(ptr: *const T) {
+pub fn prefetch<T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever the
     // address (a dangling empty-Vec pointer included).

@@ -39,6 +39,8 @@ pub(crate) struct Verified {
     pub info: BackupInfo,
     /// Levels below the anchor of the deepest key.
     depth: usize,
+    /// Keys it creates (the anchor aside).
+    keys: usize,
 }
 
 impl std::fmt::Debug for Verified {
@@ -103,8 +105,13 @@ impl Verified {
         // it is only read, and every record is decoded with its lengths checked.
         let map = unsafe { Mmap::map(file) }.map_err(io("mapping the backup"))?;
         let info = BackupInfo::decode(stream)?;
-        let depth = check_records(&map, &info)?;
-        Ok(Verified { map, info, depth })
+        let Shape { depth, keys } = check_records(&map, &info)?;
+        Ok(Verified {
+            map,
+            info,
+            depth,
+            keys,
+        })
     }
 
     /// The records, decoded.
@@ -122,8 +129,16 @@ impl Verified {
     }
 }
 
-/// Checks every record of a backup; returns the depth of its deepest key below the anchor.
-fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
+/// What the structure pass learns of a backup's subtree.
+struct Shape {
+    /// Levels below the anchor of the deepest key.
+    depth: usize,
+    /// Keys created.
+    keys: usize,
+}
+
+/// Checks every record of a backup.
+fn check_records(map: &Mmap, info: &BackupInfo) -> Result<Shape> {
     let layers: HashSet<u16> = info
         .layers
         .iter()
@@ -191,7 +206,10 @@ fn check_records(map: &Mmap, info: &BackupInfo) -> Result<usize> {
             other => return Err(bad(format!("a backup holds no record like {other:?}"))),
         }
     }
-    Ok(deepest)
+    Ok(Shape {
+        depth: deepest,
+        keys: depth_of.len() - 1,
+    })
 }
 
 /// What a restore did.
@@ -263,9 +281,9 @@ const RESTORE_STEP_RECORDS: usize = 4096;
 /// Keys of the replaced subtree ended between two turns of the readers: about as much work
 /// (a key has a few values).
 const RESTORE_STEP_KEYS: usize = 1024;
-/// What ending a key of the replaced subtree changes, as an estimate: its life and a few
-/// values.
-const OLD_CHANGES_PER_KEY: usize = 6;
+/// What ending a key of the replaced subtree changes, as an estimate: its life and its
+/// values (the data set of WORKLOADS.md has five a key on average).
+const OLD_CHANGES_PER_KEY: usize = 8;
 
 /// The descriptor a key ends up with, by the descriptor it inherited and the bytes the
 /// backup recorded for it.
@@ -304,11 +322,13 @@ impl Resolver<'_, '_> {
         self.push(Op::ClearSubtree { id })?;
         // The old subtree ends in steps too, so its size does not hold readers up.
         let below = self.state.index.live_subtree(node);
-        // About a change per record, and one per key and value of the old subtree.
-        let changes = usize::try_from(backup.info.records).unwrap_or(usize::MAX);
-        self.state.index.reserve_changes(
-            changes.saturating_add(below.len().saturating_mul(OLD_CHANGES_PER_KEY)),
-        );
+        // At most two changes per record (a key created: its node and its path), and a
+        // few per key of the old subtree: room reserved now is only touched as it is used.
+        let records = usize::try_from(backup.info.records).unwrap_or(usize::MAX);
+        let changes = records
+            .saturating_mul(2)
+            .saturating_add(below.len().saturating_mul(OLD_CHANGES_PER_KEY));
+        self.state.index.reserve_changes(changes);
         for keys in below.chunks(RESTORE_STEP_KEYS) {
             self.state.index.end_lives(keys);
             self.state.let_readers_in();
@@ -329,7 +349,9 @@ impl Resolver<'_, '_> {
                 ..KeyAttrs::default()
             },
         );
-        let mut keys: HashMap<KeyId, Restored> = HashMap::default();
+        // Sized up front: growing it would rehash it all with the state locked.
+        let mut keys: HashMap<KeyId, Restored> =
+            HashMap::with_capacity_and_hasher(backup.keys + 1, Default::default());
         keys.insert(backup.info.anchor, Restored { id, node });
         let layers = self.restore_layers(&backup.info)?;
         let mut descriptors = DescriptorCache::default();
