@@ -12,6 +12,7 @@ use std::hash::BuildHasher;
 use crate::arena::Arena;
 use crate::fold;
 use crate::key_block::KeyBlock;
+use crate::memory::prefetch;
 use crate::names::{NameId, Names};
 use crate::path_table::PathTable;
 use crate::version_chain::{Chain, Version};
@@ -488,6 +489,23 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
             attrs: head.attrs,
             value: name.and_then(|name| pick(slots, head.layered, name, sel, at)),
         })
+    }
+
+    /// Every value of `node` present at `at`, every layer, in no particular order (the order
+    /// of its slots): for a reader that wants them all and no names (a backup).
+    pub fn stored_values_at(&self, node: NodeId, at: Seq) -> impl Iterator<Item = V> + '_ {
+        self.node(node)
+            .values()
+            .iter()
+            .filter_map(move |slot| slot.chain.at(at)?.value)
+    }
+
+    /// Starts loading the nodes of `node`'s subkeys into the cache, for a walk about to visit
+    /// them all: their misses then overlap instead of coming one after another.
+    pub fn prefetch_children(&self, node: NodeId) {
+        for &child in self.node(node).children.values() {
+            prefetch(self.node(child));
+        }
     }
 
     /// Every value of `node` present at `at`, every layer, ordered by name then layer.

@@ -11,8 +11,9 @@
 //!
 //! The walk reads one snapshot, so writers neither wait for it nor leak into it: it takes the
 //! state's read lock for one key at a time (its attributes, value locations and children),
-//! then copies that key's records out of the mapped journal with the lock released. Memory is
-//! bounded by one key's values and the names of the keys still to visit.
+//! then copies that key's records out of the mapped journal with the lock released (one key
+//! behind, so the records it needs are prefetched while the next key is read). Memory is
+//! bounded by two keys' values and the ids of the keys still to visit.
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -134,23 +135,60 @@ pub struct BackupReport {
     pub bytes: u64,
 }
 
-/// One key of the walk, as read under the lock.
+/// One key of the walk, as read under the lock; one buffer is filled again for each key, so
+/// the walk allocates nothing per key.
+#[derive(Default)]
 struct KeyCopy {
+    id: KeyId,
+    /// Its parent's id (none for the anchor, which is not created).
+    parent: Option<KeyId>,
+    name: String,
     attrs: KeyAttrs,
+    /// Its class, if it has one.
+    class: Option<String>,
     values: Vec<Stored>,
-    children: Vec<(NodeId, KeyId, String)>,
 }
 
-fn copy_key(state: &State, node: NodeId, at: Seq) -> KeyCopy {
-    let index = &state.index;
-    KeyCopy {
-        attrs: index.attrs_at(node, at),
-        values: index.values_at(node, at).iter().map(|v| v.value).collect(),
-        children: index
-            .children_at(node, at)
-            .filter(|child| !index.attrs_at(child.node, at).is_volatile())
-            .map(|child| (child.node, child.id, child.name.to_string()))
-            .collect(),
+impl KeyCopy {
+    /// Reads the key `visit` names as of `at` and queues its subkeys, in name order, on
+    /// `stack`. `false` if it is volatile: it and everything below it (all volatile too) are
+    /// left out.
+    fn fill(&mut self, state: &State, visit: &ToVisit, at: Seq, stack: &mut Vec<ToVisit>) -> bool {
+        let index = &state.index;
+        let attrs = index.attrs_at(visit.node, at);
+        if attrs.is_volatile() {
+            return false;
+        }
+        self.id = visit.id;
+        self.parent = visit.parent;
+        self.attrs = attrs;
+        self.name.clear();
+        if visit.parent.is_some() {
+            let key = index
+                .key_at(visit.node, at)
+                .expect("a subkey listed at the cut exists at the cut");
+            self.name.push_str(key.name);
+        }
+        match (state.classes.get(attrs.class), &mut self.class) {
+            (Some(class), Some(kept)) => {
+                kept.clear();
+                kept.push_str(class);
+            }
+            (Some(class), kept) => *kept = Some(class.to_string()),
+            (None, kept) => *kept = None,
+        }
+        self.values.clear();
+        self.values.extend(index.stored_values_at(visit.node, at));
+        index.prefetch_children(visit.node);
+        let first = stack.len();
+        stack.extend(index.children_at(visit.node, at).map(|child| ToVisit {
+            node: child.node,
+            id: child.id,
+            parent: Some(visit.id),
+        }));
+        // Reversed, so the stack hands them out in name order.
+        stack[first..].reverse();
+        true
     }
 }
 
@@ -334,8 +372,8 @@ impl Start {
 struct ToVisit {
     node: NodeId,
     id: KeyId,
-    /// Its parent's id and its name (none for the anchor, which is not created).
-    created: Option<(KeyId, String)>,
+    /// Its parent's id (none for the anchor).
+    parent: Option<KeyId>,
 }
 
 struct Walk<'a, W: Write> {
@@ -357,59 +395,53 @@ impl<W: Write> Walk<'_, W> {
         let mut stack = vec![ToVisit {
             node: anchor,
             id: anchor_id,
-            created: None,
+            parent: None,
         }];
-        let mut ready: Option<(ToVisit, KeyCopy, Option<String>)> = None;
+        let (mut next, mut ready) = (KeyCopy::default(), KeyCopy::default());
+        let mut have_ready = false;
         while let Some(visit) = stack.pop() {
             // Under the lock only what the snapshot holds; the output (a pipe, maybe slow)
             // is written with the lock released.
-            let (mut copy, class) = {
+            let kept = {
                 let state = read_state(&self.inner.state);
-                let copy = copy_key(&state, visit.node, self.at);
-                self.descriptor(&state, copy.attrs.sd);
-                let class = state.classes.get(copy.attrs.class).map(str::to_string);
-                (copy, class)
+                let kept = next.fill(&state, &visit, self.at, &mut stack);
+                if kept {
+                    self.descriptor(&state, next.attrs.sd);
+                }
+                kept
             };
-            for stored in &copy.values {
+            if !kept {
+                continue;
+            }
+            for stored in &next.values {
                 self.inner.journal.with_op(stored.loc, |payload| {
                     prefetch(payload.as_ptr());
                     prefetch(payload.as_ptr().wrapping_add(CACHE_LINE_BYTES));
                 });
             }
-            // Reversed, so the stack hands children out in name order.
-            for (child, child_id, name) in std::mem::take(&mut copy.children).into_iter().rev() {
-                stack.push(ToVisit {
-                    node: child,
-                    id: child_id,
-                    created: Some((visit.id, name)),
-                });
+            if have_ready {
+                self.key(&ready)?;
             }
-            if let Some((visit, copy, class)) = ready.replace((visit, copy, class)) {
-                self.key(visit, &copy, class.as_deref())?;
-            }
+            std::mem::swap(&mut next, &mut ready);
+            have_ready = true;
         }
-        if let Some((visit, copy, class)) = ready {
-            self.key(visit, &copy, class.as_deref())?;
+        if have_ready {
+            self.key(&ready)?;
         }
         Ok(())
     }
 
     /// Writes one key's records: its creation, attributes and values.
-    fn key(&mut self, visit: ToVisit, copy: &KeyCopy, class: Option<&str>) -> Result<()> {
-        let ToVisit { id, created, .. } = visit;
-        if let Some((parent, name)) = &created {
-            self.writer.push(|buf| {
-                Op::CreateKey {
-                    id,
-                    parent: *parent,
-                    name,
-                }
-                .encode(buf)
-            })?;
+    fn key(&mut self, copy: &KeyCopy) -> Result<()> {
+        let id = copy.id;
+        if let Some(parent) = copy.parent {
+            let name = copy.name.as_str();
+            self.writer
+                .push(|buf| Op::CreateKey { id, parent, name }.encode(buf))?;
         }
         // The root above the hives has nothing of its own to keep.
         if id != 0 {
-            self.attributes(id, copy.attrs, class)?;
+            self.attributes(id, copy.attrs, copy.class.as_deref())?;
             self.keys += 1;
         }
         for stored in &copy.values {
