@@ -358,11 +358,16 @@ impl Journal {
     /// Calls `read` with the payload of the Op record at `loc`; `None` if `loc` names no
     /// published record.
     pub fn with_op<R>(&self, loc: Loc, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let segments = read_lock(&self.segments);
-        let first = segments.first()?.number();
-        let index = u64::from(loc.segment).checked_sub(first)?;
-        let segment = segments.get(usize::try_from(index).ok()?)?;
-        segment.op_payload(loc.offset, loc.len).map(read)
+        op_payload(&read_lock(&self.segments), loc).map(read)
+    }
+
+    /// The segments as they are now, for a reader about to read many records (a backup):
+    /// reading through them takes no lock per record. Records published later, in a segment
+    /// created since, are not in them.
+    pub fn records(&self) -> Records {
+        Records {
+            segments: read_lock(&self.segments).clone(),
+        }
     }
 
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
@@ -538,4 +543,25 @@ fn read_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockRead
 fn write_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The payload of the Op record at `loc` among `segments`, if they hold a published one.
+fn op_payload(segments: &[Arc<Segment>], loc: Loc) -> Option<&[u8]> {
+    let first = segments.first()?.number();
+    let index = u64::from(loc.segment).checked_sub(first)?;
+    let segment = segments.get(usize::try_from(index).ok()?)?;
+    segment.op_payload(loc.offset, loc.len)
+}
+
+/// The journal's segments at one moment ([`Journal::records`]).
+pub struct Records {
+    segments: Vec<Arc<Segment>>,
+}
+
+impl Records {
+    /// The payload of the Op record at `loc`; `None` if `loc` names no record published when
+    /// these were taken.
+    pub fn op(&self, loc: Loc) -> Option<&[u8]> {
+        op_payload(&self.segments, loc)
+    }
 }

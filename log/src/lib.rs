@@ -33,7 +33,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use error::LogError;
 pub use journal::{
-    Journal, JournalOptions, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
+    Journal, JournalOptions, Records, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
     SEGMENT_SIZE_MIN_BYTES, SEGMENT_SIZE_OPTION_MAX_BYTES, SEGMENTS_MAX, SYNC_INTERVAL_MAX_MS,
     SegmentInfo, SyncPolicy,
 };

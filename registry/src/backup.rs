@@ -21,7 +21,7 @@ use std::io::{BufWriter, Write};
 use hivelog_index::{KeyId, NodeId, Seq, prefetch};
 use hivelog_log::codec::{Put, Reader, Short};
 use hivelog_log::stream::{StreamInfo, StreamWriter};
-use hivelog_log::unix_nanos_now;
+use hivelog_log::{Records, unix_nanos_now};
 
 use crate::attrs::{KeyAttrs, KeyFlags, SdId};
 use crate::error::{Error, Result};
@@ -349,6 +349,9 @@ impl Start {
         }
         let mut walk = Walk {
             inner,
+            // Every record the backup copies is at or before the cut, so in a segment that
+            // exists now.
+            records: inner.journal.records(),
             at,
             writer,
             descriptors: HashMap::new(),
@@ -378,6 +381,7 @@ struct ToVisit {
 
 struct Walk<'a, W: Write> {
     inner: &'a Inner,
+    records: Records,
     at: Seq,
     writer: StreamWriter<W>,
     /// Descriptors already encoded, by id: a subtree usually shares a few.
@@ -414,10 +418,10 @@ impl<W: Write> Walk<'_, W> {
                 continue;
             }
             for stored in &next.values {
-                self.inner.journal.with_op(stored.loc, |payload| {
+                if let Some(payload) = self.records.op(stored.loc) {
                     prefetch(payload.as_ptr());
                     prefetch(payload.as_ptr().wrapping_add(CACHE_LINE_BYTES));
-                });
+                }
             }
             if have_ready {
                 self.key(&ready)?;
@@ -475,21 +479,13 @@ impl<W: Write> Walk<'_, W> {
     /// Copies a value's SetValue record from the journal: the record names the key by its
     /// id, which the backup keeps, so it is the backup's record byte for byte.
     fn value(&mut self, stored: Stored) -> Result<()> {
-        let writer = &mut self.writer;
-        let copied = self.inner.journal.with_op(stored.loc, |payload| {
-            writer.push(|buf| buf.extend_from_slice(payload))
-        });
-        match copied {
-            Some(pushed) => pushed?,
-            None => {
-                return Err(Error::Damaged {
-                    what: format!(
-                        "value record at segment {}, offset {}",
-                        stored.loc.segment, stored.loc.offset
-                    ),
-                });
-            }
-        }
+        let payload = self.records.op(stored.loc).ok_or_else(|| Error::Damaged {
+            what: format!(
+                "value record at segment {}, offset {}",
+                stored.loc.segment, stored.loc.offset
+            ),
+        })?;
+        self.writer.push(|buf| buf.extend_from_slice(payload))?;
         self.values += 1;
         Ok(())
     }
