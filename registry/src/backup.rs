@@ -69,13 +69,22 @@ fn get_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, Short> {
 }
 
 impl BackupInfo {
-    /// The header bytes: `version u8 | anchor id u64 | source path | layer count u16 |
-    /// (precedence u16 | name)...`, strings UTF-8 with a u16 length.
-    fn encode(anchor: KeyId, source_path: &str, layers: &[(u16, String)]) -> Vec<u8> {
+    /// The header bytes: `version u8 | anchor id u64 | source path | time i64 | principal |
+    /// layer count u16 | (precedence u16 | name)...`, strings UTF-8 with a u16 length. Time
+    /// and principal are the Commit record's too, so a reader has them before the records.
+    fn encode(
+        anchor: KeyId,
+        source_path: &str,
+        time_unix_nanos: i64,
+        principal: &str,
+        layers: &[(u16, String)],
+    ) -> Vec<u8> {
         let mut buf = Vec::new();
         buf.put_u8(BACKUP_INFO_VERSION);
         buf.put_u64(anchor);
         put_str(&mut buf, source_path);
+        buf.put_i64(time_unix_nanos);
+        put_str(&mut buf, principal);
         buf.put_u16(u16::try_from(layers.len()).expect("LAYERS_MAX is far below 64 Ki"));
         for (precedence, name) in layers {
             buf.put_u16(*precedence);
@@ -97,6 +106,14 @@ impl BackupInfo {
         }
         let anchor = r.u64("anchor id").map_err(bad)?;
         let source_path = get_str(&mut r, "source path").map_err(bad)?;
+        let time_unix_nanos = r.i64("time").map_err(bad)?;
+        let principal = get_str(&mut r, "principal").map_err(bad)?;
+        if time_unix_nanos != stream.time_unix_nanos || principal != stream.principal {
+            return Err(Error::BadBackup {
+                reason: "its header and its commit record name different times or principals"
+                    .into(),
+            });
+        }
         let count = r.u16("layer count").map_err(bad)?;
         let mut layers = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
@@ -114,8 +131,8 @@ impl BackupInfo {
             seq: stream.seq,
             anchor,
             layers,
-            principal: stream.principal.clone(),
-            time_unix_nanos: stream.time_unix_nanos,
+            principal,
+            time_unix_nanos,
             records: stream.records,
             bytes: stream.bytes,
         })
@@ -335,7 +352,8 @@ impl Start {
             source,
             layers,
         } = self;
-        let info = BackupInfo::encode(anchor_id, &source, &layers);
+        let time = unix_nanos_now();
+        let info = BackupInfo::encode(anchor_id, &source, time, principal, &layers);
         let out = BufWriter::with_capacity(1 << 20, out);
         let mut writer = StreamWriter::new(out, at, &info).map_err(io)?;
         for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
@@ -360,7 +378,7 @@ impl Start {
         };
         walk.subtree(node, anchor_id)?;
         let (keys, values) = (walk.keys, walk.values);
-        let (mut out, bytes) = walk.writer.finish(principal, unix_nanos_now())?;
+        let (mut out, bytes) = walk.writer.finish(principal, time)?;
         out.flush().map_err(io)?;
         Ok(BackupReport {
             seq: at,
