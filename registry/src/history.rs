@@ -152,8 +152,8 @@ impl HistoryOp {
 }
 
 /// The kinds [`HistoryFilter::kinds`] accepts: every [`HistoryOp::kind`], and the audit
-/// events by name (`backup`, `restore`, `revert`, `privilege`).
-pub const HISTORY_KINDS: [&str; 16] = [
+/// events by name (`backup`, `restore`, `revert`, `privilege`, `stage`, `unstage`).
+pub const HISTORY_KINDS: [&str; 18] = [
     "create_key",
     "delete_key",
     "delete_tree",
@@ -170,6 +170,8 @@ pub const HISTORY_KINDS: [&str; 16] = [
     "restore",
     "revert",
     "privilege",
+    "stage",
+    "unstage",
 ];
 
 /// Which changes of the history to keep: those of a subtree, by a principal, of some

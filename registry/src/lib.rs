@@ -39,6 +39,7 @@ mod replay;
 mod resolver;
 mod restore;
 mod security;
+mod staged;
 mod store;
 mod stored;
 mod txn;
@@ -72,6 +73,7 @@ pub use security::{
     PRINCIPALS_MAX, Privileges, SDDL_MAX_BYTES, SECURITY_DESCRIPTOR_MAX_BYTES, Sddl,
     SecurityDescriptor, principals, sddl,
 };
+pub use staged::STAGED_RESTORE_FILE;
 pub use store::{
     Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
     VALUE_SIZE_LIMIT_BYTES,

@@ -143,6 +143,10 @@ pub enum AuditEvent {
     /// A change went through only because the caller held a privilege (taking ownership
     /// with SeTakeOwnershipPrivilege, giving ownership away with SeRestorePrivilege).
     Privilege,
+    /// A backup of the whole registry was staged, to replace it at the next open.
+    Stage,
+    /// A staged restore was cancelled.
+    Unstage,
 }
 
 impl AuditEvent {
@@ -152,6 +156,8 @@ impl AuditEvent {
             AuditEvent::Restore => 2,
             AuditEvent::Revert => 3,
             AuditEvent::Privilege => 4,
+            AuditEvent::Stage => 5,
+            AuditEvent::Unstage => 6,
         }
     }
 
@@ -161,6 +167,8 @@ impl AuditEvent {
             2 => Some(AuditEvent::Restore),
             3 => Some(AuditEvent::Revert),
             4 => Some(AuditEvent::Privilege),
+            5 => Some(AuditEvent::Stage),
+            6 => Some(AuditEvent::Unstage),
             _ => None,
         }
     }
@@ -172,6 +180,8 @@ impl AuditEvent {
             AuditEvent::Restore => "restore",
             AuditEvent::Revert => "revert",
             AuditEvent::Privilege => "privilege",
+            AuditEvent::Stage => "stage",
+            AuditEvent::Unstage => "unstage",
         }
     }
 }

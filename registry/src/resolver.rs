@@ -293,9 +293,10 @@ impl Resolver<'_, '_> {
                 target,
                 backup,
                 event,
+                source,
             } => {
                 self.bypass = true;
-                let restored = self.restore(target, backup, *event);
+                let restored = self.restore(target, backup, *event, source);
                 self.bypass = false;
                 restored
             }
@@ -563,7 +564,7 @@ impl Resolver<'_, '_> {
         Ok(node)
     }
 
-    fn hive_root(&self, hive: Hive) -> NodeId {
+    pub(crate) fn hive_root(&self, hive: Hive) -> NodeId {
         self.state
             .index
             .find(KeyPath::hive_root(hive).folded())

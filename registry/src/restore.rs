@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::layers::{BASE, POLICY};
 use crate::links::{LINK_VALUE_NAME, parse_target};
 use crate::op::{AuditEvent, JOURNALED_KEY_FLAGS, Op, decode_descriptor, set_value_data_at};
-use crate::path::{DEPTH_MAX, KeyPath};
+use crate::path::{DEPTH_MAX, Hive, KeyPath};
 use crate::resolver::Resolver;
 use crate::security::Privileges;
 use crate::store::Store;
@@ -262,7 +262,8 @@ impl Store {
         }
         let info = backup.info.clone();
         let seq = self.commit(&[Intent::Restore {
-            target,
+            target: RestoreTarget::Key(target),
+            source: info.source_path.clone(),
             backup: Arc::new(backup),
             event,
         }])?;
@@ -289,6 +290,15 @@ const OLD_CHANGES_PER_KEY: usize = 8;
 /// backup recorded for it.
 type DescriptorCache<'b> = HashMap<(SdId, &'b [u8]), SdId>;
 
+/// What a restore replaces.
+#[derive(Debug, Clone)]
+pub(crate) enum RestoreTarget {
+    /// A key and its subtree.
+    Key(Arc<KeyPath>),
+    /// Both hives, from a backup of the whole registry (a staged restore).
+    Registry,
+}
+
 /// A key of the backup as restored: its new id and node.
 #[derive(Clone, Copy)]
 struct Restored {
@@ -297,13 +307,76 @@ struct Restored {
 }
 
 impl Resolver<'_, '_> {
-    /// Applies a verified backup to the key at `target`; see the module documentation.
+    /// Applies a verified backup to `target`; see the module documentation.
     pub(crate) fn restore(
         &mut self,
-        target: &KeyPath,
+        target: &RestoreTarget,
         backup: &Verified,
         event: AuditEvent,
+        source: &str,
     ) -> Result<()> {
+        // Sized up front: growing it would rehash it all with the state locked.
+        let mut keys: HashMap<KeyId, Restored> =
+            HashMap::with_capacity_and_hasher(backup.keys + 1, Default::default());
+        let mut hives = Vec::new();
+        let path = match target {
+            RestoreTarget::Key(target) => {
+                let node = self.restore_anchor(target)?;
+                let id = self.clear(node, backup)?;
+                keys.insert(backup.info.anchor, Restored { id, node });
+                target.to_string()
+            }
+            RestoreTarget::Registry => {
+                if backup.info.anchor != 0 {
+                    return Err(bad(format!(
+                        "it is of {}, not of the whole registry",
+                        backup.info.source_path
+                    )));
+                }
+                // The hives keep their ids and places, as a restored key does; the backup's
+                // records that create them map onto them instead.
+                for hive in Hive::ALL {
+                    let node = self.hive_root(hive);
+                    let id = self.clear(node, backup)?;
+                    hives.push((fold(hive.name()), Restored { id, node }));
+                }
+                String::new()
+            }
+        };
+        let layers = self.restore_layers(&backup.info)?;
+        let mut descriptors = DescriptorCache::default();
+        for (i, op) in backup.ops().enumerate() {
+            if i % RESTORE_STEP_RECORDS == RESTORE_STEP_RECORDS - 1 {
+                self.state.let_readers_in();
+            }
+            match op? {
+                Op::CreateKey {
+                    id,
+                    parent: 0,
+                    name,
+                } if !hives.is_empty() => {
+                    let folded = fold(name);
+                    let hive = hives
+                        .iter()
+                        .find(|(hive, _)| *hive == folded)
+                        .map(|&(_, hive)| hive)
+                        .ok_or_else(|| bad(format!("it holds a hive named {name:?}")))?;
+                    keys.insert(id, hive);
+                }
+                op => self.restore_op(op, &mut keys, &layers, &mut descriptors)?,
+            }
+        }
+        self.push(Op::Audit {
+            event,
+            path: &path,
+            source,
+            seq: backup.info.seq,
+        })?;
+        Ok(())
+    }
+
+    /// The key a restore into `target` replaces: created if it does not exist.
+    fn restore_anchor(&mut self, target: &KeyPath) -> Result<NodeId> {
         let node = match crate::links::locate(self.state, target, self.seq, true)? {
             Some(node) => node,
             None => {
@@ -312,15 +385,22 @@ impl Resolver<'_, '_> {
                     .expect("a key just created exists")
             }
         };
-        let attrs = self.attrs(node);
-        if attrs.is_volatile() {
+        if self.attrs(node).is_volatile() {
             return Err(Error::VolatileBackup {
                 path: target.to_string(),
             });
         }
+        Ok(node)
+    }
+
+    /// Empties the key at `node` for `backup` to fill: its subtree and values go (ended in
+    /// steps, letting readers in), its journaled flags and class are reset (the backup's
+    /// records set them again if it has them), its descriptor stays until the backup's
+    /// replaces it. Returns its id.
+    fn clear(&mut self, node: NodeId, backup: &Verified) -> Result<KeyId> {
+        let attrs = self.attrs(node);
         let id = self.alive_id(node);
         self.push(Op::ClearSubtree { id })?;
-        // The old subtree ends in steps too, so its size does not hold readers up.
         let below = self.state.index.live_subtree(node);
         // At most two changes per record (a key created: its node and its path), and a
         // few per key of the old subtree: room reserved now is only touched as it is used.
@@ -334,8 +414,6 @@ impl Resolver<'_, '_> {
             self.state.let_readers_in();
         }
         self.state.index.tombstone(node);
-        // The anchor's journaled flags and class are the backup's (reset here; the backup's
-        // records set them again if it has them).
         if attrs.flags.0 & JOURNALED_KEY_FLAGS != 0 {
             self.push(Op::SetKeyFlags { id, flags: 0 })?;
         }
@@ -349,25 +427,7 @@ impl Resolver<'_, '_> {
                 ..KeyAttrs::default()
             },
         );
-        // Sized up front: growing it would rehash it all with the state locked.
-        let mut keys: HashMap<KeyId, Restored> =
-            HashMap::with_capacity_and_hasher(backup.keys + 1, Default::default());
-        keys.insert(backup.info.anchor, Restored { id, node });
-        let layers = self.restore_layers(&backup.info)?;
-        let mut descriptors = DescriptorCache::default();
-        for (i, op) in backup.ops().enumerate() {
-            if i % RESTORE_STEP_RECORDS == RESTORE_STEP_RECORDS - 1 {
-                self.state.let_readers_in();
-            }
-            self.restore_op(op?, &mut keys, &layers, &mut descriptors)?;
-        }
-        self.push(Op::Audit {
-            event,
-            path: &target.to_string(),
-            source: &backup.info.source_path,
-            seq: backup.info.seq,
-        })?;
-        Ok(())
+        Ok(id)
     }
 
     /// The layers of this store that the backup's layers go to, by name: an existing layer

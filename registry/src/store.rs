@@ -49,6 +49,9 @@ pub struct Options {
     pub read_only: bool,
     /// On corruption, keep the valid prefix of the journal and move the rest aside.
     pub salvage: bool,
+    /// Apply a restore staged by [`Store::stage_restore`] (a writable open only). Default:
+    /// yes; an open to cancel or replace the staged restore says no.
+    pub apply_staged_restore: bool,
     /// Who the store handle acts as: its access is checked, and its principal is recorded in
     /// every commit (`HKCU` means `Users\<principal>`). Default: the system principal with
     /// every privilege. [`Store::session`] makes handles for other callers.
@@ -65,6 +68,7 @@ impl Default for Options {
             value_size_max_bytes: VALUE_SIZE_DEFAULT_MAX_BYTES,
             read_only: false,
             salvage: false,
+            apply_staged_restore: true,
             caller: Caller::system(),
             vfs: Arc::new(OsVfs),
         }
@@ -288,6 +292,11 @@ impl Store {
         // are the store's own: created by the system principal, whoever opens it first.
         if !options.read_only && !missing.is_empty() {
             store.system()?.commit(&missing)?;
+        }
+        // A whole-registry restore staged by `stage_restore` takes effect now, before anyone
+        // reads the store (a read-only open leaves it for the next writable one).
+        if !options.read_only && options.apply_staged_restore {
+            crate::staged::apply_staged(&store)?;
         }
         Ok(store)
     }

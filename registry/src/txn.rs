@@ -131,12 +131,13 @@ pub(crate) enum Intent {
     DropLayer {
         name: String,
     },
-    /// Replace the key at `target` and its subtree with a verified backup (the session's
-    /// restore privilege was checked by whoever made it; access checks are off for it).
+    /// Replace `target` with a verified backup (the session's restore privilege was checked
+    /// by whoever made it; access checks are off for it), audited as `event` from `source`.
     Restore {
-        target: Arc<KeyPath>,
+        target: crate::restore::RestoreTarget,
         backup: Arc<crate::restore::Verified>,
         event: AuditEvent,
+        source: String,
     },
     /// An audit record (the session's privilege was checked by whoever made it).
     Audit {

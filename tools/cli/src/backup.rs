@@ -12,7 +12,9 @@ use tempfile::NamedTempFile;
 
 use crate::history::rfc3339;
 use crate::progress::{self, CountingReader, CountingWriter};
-use crate::store_dir::{Ctx, Failure, check_path, fail, open_existing_write, open_write};
+use crate::store_dir::{
+    Ctx, Failure, check_path, fail, open_existing_write, open_staging, open_write,
+};
 
 /// `-` in place of a file: stdout for a backup, stdin for a restore.
 const STDIO: &str = "-";
@@ -35,11 +37,75 @@ pub(crate) struct BackupArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct CopyFileArgs {
+    /// Where the copy of the whole registry goes
+    pub file: PathBuf,
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RestoreFileArgs {
+    /// A copy of the whole registry (`hivelog copy-file`), verified now and applied at the
+    /// store's next open
+    #[arg(required_unless_present = "cancel", conflicts_with = "cancel")]
+    pub file: Option<PathBuf>,
+    /// Unstage the restore staged earlier
+    #[arg(long)]
+    pub cancel: bool,
+}
+
+#[derive(Args)]
 pub(crate) struct RestoreArgs {
     /// The key whose subtree the backup replaces (created if missing)
     pub key: String,
     /// The backup; `-` for stdin
     pub file: String,
+}
+
+/// `hivelog copy-file FILE`: the whole registry, every hive, layer and descriptor, to one
+/// file (a backup of `\`).
+pub(crate) fn copy_file(ctx: &Ctx, args: &CopyFileArgs) -> Result<(), Failure> {
+    let file = args
+        .file
+        .to_str()
+        .ok_or_else(|| fail(format!("{} is not a UTF-8 path", args.file.display())))?;
+    backup(
+        ctx,
+        &BackupArgs {
+            key: WHOLE_REGISTRY.to_string(),
+            file: file.to_string(),
+            at_seq: None,
+            force: args.force,
+        },
+    )
+}
+
+/// `hivelog restore-file FILE` stages a copy of the whole registry for the next open;
+/// `--cancel` unstages it.
+pub(crate) fn restore_file(ctx: &Ctx, args: &RestoreFileArgs) -> Result<(), Failure> {
+    let store = open_staging(ctx)?;
+    match &args.file {
+        None => {
+            if store.cancel_staged_restore()? {
+                println!("cancelled the staged restore");
+            } else {
+                println!("no restore was staged");
+            }
+        }
+        Some(file) => {
+            let info = store.stage_restore(file)?;
+            println!(
+                "staged {} (the whole registry at sequence number {}, {} records): it replaces \
+                 the registry at the store's next open",
+                file.display(),
+                info.seq,
+                info.records
+            );
+        }
+    }
+    Ok(store.close()?)
 }
 
 pub(crate) fn backup(ctx: &Ctx, args: &BackupArgs) -> Result<(), Failure> {

@@ -320,6 +320,21 @@ fn collect_json(
     Ok(())
 }
 
+/// `hivelog flush [KEY]`: every commit so far made durable (as RegFlushKey; all keys share
+/// one journal). A key, if named, must exist.
+pub(crate) fn flush(ctx: &Ctx, key: Option<&str>) -> Result<(), Failure> {
+    if let Some(key) = key {
+        check_path(ctx, key)?;
+    }
+    let store = open_existing_write(ctx)?;
+    if let Some(key) = key {
+        store.open_key(key)?;
+    }
+    let seq = store.sync()?;
+    println!("durable through sequence number {seq}");
+    Ok(store.close()?)
+}
+
 pub(crate) fn verify(ctx: &Ctx) -> Result<(), Failure> {
     // Opening verifies every record; verify() reads everything again and replays it into a
     // fresh index to compare with the one the open built.

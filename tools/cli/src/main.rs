@@ -73,6 +73,15 @@ enum Command {
     Recover(recovery::RecoverArgs),
     /// Write the journal's transactions in (A, B] as verifiable segment files.
     Archive(recovery::ArchiveArgs),
+    /// Copy the whole registry (every hive, layer and descriptor) to one file.
+    CopyFile(backup::CopyFileArgs),
+    /// Stage a copy of the whole registry: the store's next open replaces the registry with it.
+    RestoreFile(backup::RestoreFileArgs),
+    /// Make every commit so far durable now, whatever the sync policy.
+    Flush {
+        /// A key (all keys share one journal: every commit is flushed)
+        key: Option<String>,
+    },
     /// Sequence number, keys, values, segments, bytes on disk, index memory.
     Stats {
         /// Print JSON instead of text.
@@ -235,6 +244,9 @@ fn main() -> ExitCode {
             Command::Revert(args) => recovery::revert(&ctx, &args),
             Command::Recover(args) => recovery::recover(&ctx, &args),
             Command::Archive(args) => recovery::archive(&ctx, &args),
+            Command::CopyFile(args) => backup::copy_file(&ctx, &args),
+            Command::RestoreFile(args) => backup::restore_file(&ctx, &args),
+            Command::Flush { key } => commands::flush(&ctx, key.as_deref()),
             Command::Stats { json } => commands::stats(&ctx, json),
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),

@@ -106,6 +106,17 @@ pub(crate) fn open_write(ctx: &Ctx) -> Result<Store, Failure> {
     as_caller(Store::open(&ctx.dir, Options::default())?, ctx)
 }
 
+/// Opens an existing store for writing without applying a staged restore: for staging or
+/// cancelling one.
+pub(crate) fn open_staging(ctx: &Ctx) -> Result<Store, Failure> {
+    require_store(&ctx.dir)?;
+    let options = Options {
+        apply_staged_restore: false,
+        ..Options::default()
+    };
+    as_caller(Store::open(&ctx.dir, options)?, ctx)
+}
+
 /// Fails unless a store exists in `dir`.
 fn require_store(dir: &Path) -> Result<(), Failure> {
     if dir.join("journal").is_dir() {
@@ -133,9 +144,14 @@ pub(crate) fn check_path(ctx: &Ctx, path: &str) -> Result<(), Failure> {
     }
 }
 
-/// Opens an existing store read-only; a missing store is an error, never created.
+/// Opens an existing store read-only; a missing store is an error, never created. A restore
+/// staged by `restore-file` takes effect at the store's next open, whatever the command: a
+/// writable open applies it first.
 pub(crate) fn open_read(ctx: &Ctx) -> Result<Store, Failure> {
     require_store(&ctx.dir)?;
+    if ctx.dir.join(hivelog::STAGED_RESTORE_FILE).exists() {
+        Store::open(&ctx.dir, Options::default())?.close()?;
+    }
     let options = Options {
         read_only: true,
         ..Options::default()

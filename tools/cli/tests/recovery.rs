@@ -500,3 +500,60 @@ fn verify_tells_what_a_file_is_or_why_it_is_not_one() {
     let range = store.error(&["archive", "--from", "4", "--to", "2", path_arg(&archive)]);
     assert!(range.contains('4') && range.contains('2'), "{range}");
 }
+
+#[test]
+fn copy_file_and_a_staged_restore_file_replace_the_registry_at_the_next_open() {
+    let source = store_with_subtree();
+    let copy = file_in(&source, "registry.hvb");
+    let out = source.ok(&["copy-file", path_arg(&copy)]);
+    assert!(
+        out.starts_with("backup of the whole registry at sequence number "),
+        "{out}"
+    );
+    let target = Store::new();
+    target.set(r"HKLM\Software\Other", "Gone", "REG_SZ", "soon");
+    let out = target.ok(&["restore-file", path_arg(&copy)]);
+    assert!(
+        out.starts_with(&format!(
+            "staged {} (the whole registry at sequence number ",
+            copy.display()
+        )) && out.ends_with("it replaces the registry at the store's next open\n"),
+        "{out}"
+    );
+    // The next command's open applies it: the target now holds the source's registry.
+    assert_eq!(dump(&target, ROOT, None), dump(&source, ROOT, None));
+    target.not_found(&["query", r"HKLM\Software\Other"]);
+    let audit = target.ok(&["log", "--kind", "stage,restore"]);
+    assert!(
+        audit.contains("audit         stage") && audit.contains("audit         restore"),
+        "{audit}"
+    );
+    // Staging and cancelling.
+    target.ok(&["restore-file", path_arg(&copy)]);
+    assert_eq!(
+        target.ok(&["restore-file", "--cancel"]),
+        "cancelled the staged restore\n"
+    );
+    assert_eq!(
+        target.ok(&["restore-file", "--cancel"]),
+        "no restore was staged\n"
+    );
+    target.run(&["restore-file"]).usage_error();
+    // Only a copy of the whole registry can be staged.
+    let key_backup = file_in(&source, "key.hvb");
+    source.ok(&["backup", ROOT, path_arg(&key_backup)]);
+    let refused = target.error(&["restore-file", path_arg(&key_backup)]);
+    assert!(refused.contains("not of the whole registry"), "{refused}");
+}
+
+#[test]
+fn flush_makes_every_commit_durable_and_checks_its_key() {
+    let store = store_with_subtree();
+    let seq = store.seq();
+    assert_eq!(
+        store.ok(&["flush"]),
+        format!("durable through sequence number {seq}\n")
+    );
+    store.ok(&["flush", ROOT]);
+    store.not_found(&["flush", r"HKLM\Software\Nope"]);
+}
