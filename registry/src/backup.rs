@@ -72,7 +72,7 @@ impl BackupInfo {
     /// The header bytes: `version u8 | anchor id u64 | source path | time i64 | principal |
     /// layer count u16 | (precedence u16 | name)...`, strings UTF-8 with a u16 length. Time
     /// and principal are the Commit record's too, so a reader has them before the records.
-    fn encode(
+    pub(crate) fn encode(
         anchor: KeyId,
         source_path: &str,
         time_unix_nanos: i64,

@@ -253,6 +253,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A key below a link, in an offline hive: a link has no subkeys, and an offline hive
+    /// does not follow links (their targets are store paths, outside the hive).
+    #[error(
+        "{path} would be below the link {link}: a link has no subkeys, and an offline hive does not follow links"
+    )]
+    BelowLink {
+        /// The key that was to be created.
+        path: String,
+        /// The link on its way.
+        link: String,
+    },
+
     /// A non-volatile key cannot live under a volatile one.
     #[error("{path} would be a non-volatile key under the volatile key {parent}")]
     VolatileParent {

@@ -31,6 +31,7 @@ mod history;
 mod key;
 mod layers;
 mod links;
+mod offline;
 mod op;
 mod path;
 mod pitr;
@@ -64,6 +65,9 @@ pub use layers::{
     BASE_LAYER, LAYER_NAME_MAX_BYTES, LAYERS_MAX, Layer, POLICY_LAYER, check_layer_name,
 };
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
+pub use offline::{
+    OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive, OfflineKey,
+};
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
 pub use pitr::{VerifiedFile, recover_from_backup, verify_archive_file, verify_file};

@@ -59,6 +59,19 @@ pub(crate) fn parse_target(link: &str, target: &str) -> Result<KeyPath> {
     })
 }
 
+/// The target a link key's `SymbolicLinkValue` names (`link` is the link's path, for the
+/// error): UTF-16LE text that [`parse_target`] accepts.
+pub(crate) fn target_in(link: &str, value: &Value) -> Result<KeyPath> {
+    let text = value
+        .utf16_units()
+        .and_then(|units| String::from_utf16(&units).ok())
+        .ok_or_else(|| Error::BadLink {
+            path: link.to_string(),
+            reason: "its target is not UTF-16".to_string(),
+        })?;
+    parse_target(link, &text)
+}
+
 /// The REG_LINK value a link key holds: its target as UTF-16LE, without a terminator.
 pub(crate) fn link_value(target: &KeyPath) -> Value {
     let data = target

@@ -24,7 +24,7 @@ use crate::attrs::{KeyAttrs, KeyFlags, SdId};
 use crate::backup::BackupInfo;
 use crate::error::{Error, Result};
 use crate::layers::{BASE, POLICY};
-use crate::links::{LINK_VALUE_NAME, parse_target};
+use crate::links::{LINK_VALUE_NAME, target_in};
 use crate::op::{AuditEvent, JOURNALED_KEY_FLAGS, Op, decode_descriptor, set_value_data_at};
 use crate::path::{DEPTH_MAX, Hive, KeyPath};
 use crate::resolver::Resolver;
@@ -38,9 +38,9 @@ pub(crate) struct Verified {
     map: Mmap,
     pub info: BackupInfo,
     /// Levels below the anchor of the deepest key.
-    depth: usize,
+    pub depth: usize,
     /// Keys it creates (the anchor aside).
-    keys: usize,
+    pub keys: usize,
 }
 
 impl std::fmt::Debug for Verified {
@@ -115,7 +115,7 @@ impl Verified {
     }
 
     /// The records, decoded.
-    fn ops(&self) -> impl Iterator<Item = Result<Op<'_>>> {
+    pub(crate) fn ops(&self) -> impl Iterator<Item = Result<Op<'_>>> {
         let ops = stream_ops(&self.map);
         let ops: Box<dyn Iterator<Item = _>> = match ops {
             Ok(ops) => Box::new(ops),
@@ -605,11 +605,8 @@ impl Resolver<'_, '_> {
         folded.clear();
         fold_into(name, &mut folded);
         if self.attrs(key.node).is_link() && folded == fold(LINK_VALUE_NAME) {
-            let target = crate::value::Value::new(ty, data.to_vec())
-                .utf16_units()
-                .and_then(|units| String::from_utf16(&units).ok())
-                .ok_or_else(|| bad("a link's target is not UTF-16".into()))?;
-            let target = parse_target(&self.display_node(key.node), &target)?;
+            let value = crate::value::Value::new(ty, data.to_vec());
+            let target = target_in(&self.display_node(key.node), &value)?;
             self.state.link_targets.insert(key.id, Arc::new(target));
         }
         let stored = Stored::new(loc, ty, data, set_value_data_at(name.len()));
