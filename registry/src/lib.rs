@@ -66,7 +66,7 @@ pub use layers::{
 };
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
 pub use offline::{
-    OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive, OfflineKey,
+    HiveMount, OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive, OfflineKey,
 };
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};

@@ -12,9 +12,9 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use hivelog::{
-    Access, CreateOptions, DEPTH_MAX, Error, KEY_NAME_MAX_CHARS, LogError, OFFLINE_HIVE_SOURCE,
-    OfflineHive, OfflineKey, Options, Store, VALUE_NAME_MAX_CHARS, VALUE_SIZE_DEFAULT_MAX_BYTES,
-    Value, ValueType, sddl,
+    Access, CreateOptions, DEPTH_MAX, Error, HiveMount, KEY_NAME_MAX_CHARS, LogError,
+    OFFLINE_HIVE_SOURCE, OfflineHive, OfflineKey, Options, Store, VALUE_NAME_MAX_CHARS,
+    VALUE_SIZE_DEFAULT_MAX_BYTES, Value, ValueType, sddl,
 };
 use tempfile::TempDir;
 
@@ -366,7 +366,12 @@ fn a_whole_registry_copy_opens_with_the_hives_below_the_root() {
     let hive = OfflineHive::open(&file).unwrap();
     assert_eq!(hive.enum_keys("").unwrap(), ["Machine", "Users"]);
     assert!(hive.key_exists(r"Machine\Software\X").unwrap());
-    assert_eq!(hive.source_path(), OFFLINE_HIVE_SOURCE);
+    assert_eq!(hive.source_path(), "");
+    assert_eq!(hive.mount(), HiveMount::Registry);
+    assert_eq!(
+        hive.windows_path(r"\machine\Software\X").unwrap(),
+        r"HKEY_LOCAL_MACHINE\Software\X"
+    );
 }
 
 /// A small hive file: a few keys, values and descriptors.
@@ -709,4 +714,45 @@ fn nothing_reaches_the_disk_before_a_save() {
     reopened.set_value("App", "New", &2u32).unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), saved);
     assert_eq!(names_in(dir.path()), ["app.hive"]);
+}
+
+#[test]
+fn a_hive_stands_for_the_key_its_source_path_names() {
+    let dir = TempDir::new().unwrap();
+    let mut hive = OfflineHive::create();
+    hive.create_key(r"Sub\Deeper").unwrap();
+    assert_eq!(hive.mount(), HiveMount::Unmounted);
+    assert_eq!(hive.windows_path(r"Sub\Deeper").unwrap(), r"\Sub\Deeper");
+
+    hive.set_source_path(r"hklm\Software\App").unwrap();
+    assert_eq!(hive.source_path(), r"Machine\Software\App");
+    assert!(
+        matches!(hive.mount(), HiveMount::Key(key) if key.to_string() == r"Machine\Software\App")
+    );
+    assert_eq!(
+        hive.windows_path(r"\Sub\Deeper").unwrap(),
+        r"HKEY_LOCAL_MACHINE\Software\App\Sub\Deeper"
+    );
+    assert_eq!(
+        hive.windows_path("").unwrap(),
+        r"HKEY_LOCAL_MACHINE\Software\App"
+    );
+    let file = dir.path().join("app.hive");
+    hive.save(&file).unwrap();
+    let reopened = OfflineHive::open(&file).unwrap();
+    assert_eq!(reopened.source_path(), r"Machine\Software\App");
+    assert_eq!(
+        hivelog::verify_backup_file(&file).unwrap().source_path,
+        r"Machine\Software\App"
+    );
+
+    let error = hive.set_source_path(r"Nowhere\Else").unwrap_err();
+    assert!(matches!(error, Error::UnknownHive { .. }), "{error:?}");
+    assert_eq!(
+        hive.source_path(),
+        r"Machine\Software\App",
+        "a refused path changes nothing"
+    );
+    hive.set_source_path("").unwrap();
+    assert_eq!(hive.mount(), HiveMount::Registry);
 }

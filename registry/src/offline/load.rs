@@ -21,7 +21,7 @@ use crate::store::VALUE_SIZE_LIMIT_BYTES;
 use crate::value::Value;
 
 use super::tree::{Entry, Folded, NodeIx, ROOT, Tree, shown_path, versions};
-use super::{OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive};
+use super::{OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive};
 
 fn bad(reason: String) -> Error {
     Error::BadBackup { reason }
@@ -48,10 +48,7 @@ pub(super) fn open(path: &Path) -> Result<OfflineHive> {
         tree: Tree::new(machine_default()),
         layers: layers(&verified.info)?,
         principal: SYSTEM.to_string(),
-        source_path: match verified.info.source_path.as_str() {
-            "" => OFFLINE_HIVE_SOURCE.to_string(),
-            path => path.to_string(),
-        },
+        source_path: verified.info.source_path.clone(),
     };
     let mut build = Build {
         hive: &mut hive,

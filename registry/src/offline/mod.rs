@@ -30,7 +30,7 @@ use crate::backup::BackupReport;
 use crate::error::{Error, Result, clip};
 use crate::layers::{BASE, BASE_LAYER, Layer, Layers};
 use crate::links::{LINK_VALUE_NAME, link_value, parse_target, target_in};
-use crate::path::check_value_name;
+use crate::path::{Hive, KeyPath, check_value_name};
 use crate::security::principals::check_principal;
 use crate::security::{
     SYSTEM, Sddl, SecurityDescriptor, inherited, machine_default, with_explicit,
@@ -47,9 +47,22 @@ use tree::{Entry, Folded, NodeIx, Tree, parse, shown};
 pub const OFFLINE_KEYS_MAX: usize = 4_000_000;
 /// Most values an offline hive holds, every layer's counted.
 pub const OFFLINE_VALUES_MAX: usize = 16_000_000;
-/// The source path a hive created empty (or opened from a whole-registry copy) saves in its
-/// header: it names no key of any store.
+/// The source path of a hive created empty: it stands for no key until it is given one
+/// ([`OfflineHive::set_source_path`]).
 pub const OFFLINE_HIVE_SOURCE: &str = "(offline hive)";
+
+/// Where a hive's root sits in a registry, as its source path says: what the key paths of a
+/// `.reg` file it imports or exports are below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HiveMount {
+    /// A whole-registry copy (source path `""`): the root is above the hives, and its
+    /// subkeys are `Machine` and `Users`.
+    Registry,
+    /// A backup of a key's subtree: the root is that key.
+    Key(KeyPath),
+    /// Created empty and given no key ([`OFFLINE_HIVE_SOURCE`]).
+    Unmounted,
+}
 
 // A key saves at most four records (CreateKey, SetKeyFlags, SetKeyClass, SetSecurity), a
 // value one, a layer one.
@@ -77,7 +90,7 @@ const _: () = assert!(
 /// assert_eq!(hive.get_value(r"software\contoso", "version")?, Value::string("2.1"));
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OfflineHive {
     tree: Tree,
     layers: Layers,
@@ -143,9 +156,59 @@ impl OfflineHive {
         Ok(())
     }
 
-    /// The key the hive was backed up from (`Machine\Software\App`), or OFFLINE_HIVE_SOURCE.
+    /// The key the hive was backed up from (`Machine\Software\App`), `""` for a
+    /// whole-registry copy, or OFFLINE_HIVE_SOURCE. A save writes it in the file's header.
     pub fn source_path(&self) -> &str {
         &self.source_path
+    }
+
+    /// Makes the hive stand for the key at `path` (any of the store's spellings of it, as
+    /// `HKLM\Software\App`), or for the whole registry if `path` is `""`: what its `.reg`
+    /// imports and exports are relative to, and what a save records as its source.
+    pub fn set_source_path(&mut self, path: &str) -> Result<()> {
+        self.source_path = match path {
+            "" => String::new(),
+            path => KeyPath::parse(path, &self.principal)?.to_string(),
+        };
+        Ok(())
+    }
+
+    /// Where the hive's root sits, as its source path says.
+    pub fn mount(&self) -> HiveMount {
+        match self.source_path.as_str() {
+            "" => HiveMount::Registry,
+            // A source path that is no store path (a hive created empty, or a file written
+            // by another tool) places the hive nowhere.
+            path => match KeyPath::parse(path, &self.principal) {
+                Ok(key) => HiveMount::Key(key),
+                Err(_) => HiveMount::Unmounted,
+            },
+        }
+    }
+
+    /// The key at `path` (relative to the root) as the registry it is mounted in names it,
+    /// with the Windows root name (`HKEY_LOCAL_MACHINE\Software\App\Sub`); a hive that is
+    /// not mounted shows the path from its root (`\Sub`).
+    pub fn windows_path(&self, path: &str) -> Result<String> {
+        let names = parse(path)?;
+        let relative = names.join("\\");
+        Ok(match self.mount() {
+            HiveMount::Key(key) => key.join(&relative)?.windows(),
+            HiveMount::Registry => {
+                let hive = names.first().and_then(|first| {
+                    Hive::ALL
+                        .into_iter()
+                        .find(|hive| hive.name().eq_ignore_ascii_case(first))
+                });
+                match hive {
+                    Some(hive) => KeyPath::hive_root(hive)
+                        .join(&names[1..].join("\\"))?
+                        .windows(),
+                    None => shown(&names),
+                }
+            }
+            HiveMount::Unmounted => shown(&names),
+        })
     }
 
     /// The layers, highest precedence first.

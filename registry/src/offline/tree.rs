@@ -80,7 +80,7 @@ pub(super) struct NodeIx(pub u32);
 /// The root's place: it is created first and never deleted.
 pub(super) const ROOT: NodeIx = NodeIx(0);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Node {
     /// As written when it was created ("" for the root).
     pub name: String,
@@ -108,7 +108,7 @@ impl Node {
 }
 
 /// The keys, in an arena whose freed places are reused; the root at [`ROOT`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Tree {
     nodes: Vec<Option<Node>>,
     free: Vec<NodeIx>,
@@ -260,7 +260,9 @@ impl Tree {
 /// allowed as `reg` allows it), each checked, within DEPTH_MAX (the root counts as one level,
 /// as a hive root does).
 pub(super) fn parse(path: &str) -> Result<Vec<&str>> {
-    let trimmed = path.strip_suffix('\\').unwrap_or(path);
+    // `\` is the root, as errors show it.
+    let trimmed = path.strip_prefix('\\').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('\\').unwrap_or(trimmed);
     if trimmed.is_empty() {
         return Ok(Vec::new());
     }
