@@ -118,6 +118,18 @@ impl<'h> OfflineKey<'h> {
             .collect()
     }
 
+    /// Every value layer `layer` holds, in Windows' order, with its name as written.
+    pub fn enum_values_in(&self, layer: &str) -> Result<Vec<(String, Value)>> {
+        let layer = self.hive.layers.require(layer, 0)?;
+        Ok(self
+            .node()
+            .values
+            .iter()
+            .filter(|((_, at), _)| *at == layer)
+            .map(|(_, entry)| (entry.name.clone(), entry.value.clone()))
+            .collect())
+    }
+
     fn no_value(&self, name: &str) -> Error {
         Error::ValueNotFound {
             path: shown_path(&self.path()),

@@ -40,9 +40,16 @@ pub(super) fn save(hive: &OfflineHive, path: &Path) -> Result<BackupReport> {
         _ => Path::new("."),
     };
     let shown = dir.display();
+    // The file a save replaces keeps its permissions; a new one gets what creating a file
+    // gives (0666 less the umask), not a temporary file's 0600.
+    let permissions = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    };
     let temp = tempfile::Builder::new()
         .prefix(".hivelog-save-")
         .suffix(".tmp")
+        .permissions(permissions)
         .tempfile_in(dir)
         .map_err(io(format!("creating a temporary file in {shown}")))?;
     let report = write(hive, temp.as_file())?;

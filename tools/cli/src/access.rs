@@ -21,14 +21,18 @@ pub(crate) fn acl(ctx: &Ctx, command: &AclCommand) -> Result<(), Failure> {
 }
 
 pub(crate) fn owner(ctx: &Ctx, key: &str, principal: &str) -> Result<(), Failure> {
+    set(ctx, key, &owner_change(principal)?)
+}
+
+/// The change that makes `principal` a key's owner.
+pub(crate) fn owner_change(principal: &str) -> Result<Sddl, Failure> {
     // Checked as a principal, not spliced into SDDL: `BAD:P` is no owner.
     principals::check_principal(principal)?;
     let owner = principals::alias_to_sid(principal).unwrap_or(principal);
-    let change = Sddl {
+    Ok(Sddl {
         owner: Some(owner.to_string()),
         ..Sddl::default()
-    };
-    set(ctx, key, &change)
+    })
 }
 
 fn set(ctx: &Ctx, key: &str, change: &Sddl) -> Result<(), Failure> {

@@ -1,21 +1,13 @@
 //! The commands other than `bench`.
 
-use std::io::{self, BufWriter, Write};
-
-use hivelog::{CreateOptions, Key, Store, Value, ValueType};
+use hivelog::{CreateOptions, Store, Value, ValueType};
 use serde_json::json;
 
-use crate::format::{display_name, json_value, parse_data, reg_data, type_name};
+use crate::format::parse_data;
 use crate::store_dir::{
     Ctx, Failure, check_path, fail, open_existing_write, open_read, open_write,
 };
 use crate::{AddArgs, DeleteArgs, LayersCommand, QueryArgs};
-
-type Out = BufWriter<io::StdoutLock<'static>>;
-
-fn stdout() -> Out {
-    BufWriter::new(io::stdout().lock())
-}
 
 pub(crate) fn init(ctx: &Ctx) -> Result<(), Failure> {
     let store = open_write(ctx)?;
@@ -27,7 +19,14 @@ pub(crate) fn init(ctx: &Ctx) -> Result<(), Failure> {
     Ok(store.close()?)
 }
 
-pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> Result<(), Failure> {
+/// What an `add` does, checked before the store or hive is opened (or created).
+pub(crate) struct Addition {
+    pub options: CreateOptions,
+    /// The value to set, with its name, if the command names one.
+    pub value: Option<(String, Value)>,
+}
+
+pub(crate) fn addition(args: &AddArgs) -> Result<Addition, Failure> {
     let ty = match &args.ty {
         Some(text) => ValueType::parse(text).ok_or_else(|| {
             fail(format!(
@@ -38,48 +37,75 @@ pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> Result<(), Failure> {
         None => ValueType::SZ,
     };
     let sets_value = args.value.is_some() || args.ve || args.ty.is_some() || args.data.is_some();
-    // Validate everything before the store is opened (or created).
     let value = parse_data(ty, args.data.as_deref(), &args.separator)?;
-    check_path(ctx, &args.key)?;
     hivelog::check_layer_name(&args.layer)?;
     if let Some(class) = &args.class {
         hivelog::check_class(class)?;
     }
-    let options = CreateOptions {
-        volatile: args.volatile,
-        link: args.link.clone(),
-        class: args.class.clone(),
-        security: None,
-    };
+    let name = args.value.clone().unwrap_or_default();
+    Ok(Addition {
+        options: CreateOptions {
+            volatile: args.volatile,
+            link: args.link.clone(),
+            class: args.class.clone(),
+            security: None,
+        },
+        value: sets_value.then_some((name, value)),
+    })
+}
+
+pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> Result<(), Failure> {
+    // Validate everything before the store is opened (or created).
+    let addition = addition(args)?;
+    check_path(ctx, &args.key)?;
     let store = open_write(ctx)?;
     let mut tx = store.transaction();
-    tx.create_key_with(&args.key, &options)?;
-    if sets_value {
-        let name = args.value.as_deref().unwrap_or("");
-        tx.set_value_in(&args.layer, &args.key, name, &value)?;
+    tx.create_key_with(&args.key, &addition.options)?;
+    if let Some((name, value)) = &addition.value {
+        tx.set_value_in(&args.layer, &args.key, name, value)?;
     }
     tx.commit()?;
     Ok(store.close()?)
 }
 
-pub(crate) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<(), Failure> {
-    check_path(ctx, &args.key)?;
+/// What a `delete` removes.
+pub(crate) enum Deletion<'a> {
+    Value(&'a str),
+    /// Every value of the key in the layer; the key and its subkeys stay.
+    Values,
+    Tree,
+}
+
+pub(crate) fn deletion(args: &DeleteArgs) -> Result<Deletion<'_>, Failure> {
     hivelog::check_layer_name(&args.layer)?;
+    Ok(match (&args.value, args.ve, args.va) {
+        (Some(name), _, _) => Deletion::Value(name),
+        (None, true, _) => Deletion::Value(""),
+        (None, false, true) => Deletion::Values,
+        (None, false, false) => Deletion::Tree,
+    })
+}
+
+pub(crate) fn delete(ctx: &Ctx, args: &DeleteArgs) -> Result<(), Failure> {
+    let deletion = deletion(args)?;
+    check_path(ctx, &args.key)?;
     let store = open_existing_write(ctx)?;
     let mut tx = store.transaction();
     let layer = &args.layer;
-    if let Some(name) = &args.value {
-        tx.delete_value_in(layer, &args.key, name)?;
-    } else if args.ve {
-        tx.delete_value_in(layer, &args.key, "")?;
-    } else if args.va {
-        // Opening the key first makes a missing key an error even when it would have no
-        // values to delete.
-        for (name, _) in store.open_key(&args.key)?.enum_values_in(layer)? {
-            tx.delete_value_in(layer, &args.key, &name)?;
+    match deletion {
+        Deletion::Value(name) => {
+            tx.delete_value_in(layer, &args.key, name)?;
         }
-    } else {
-        tx.delete_tree(&args.key)?;
+        Deletion::Values => {
+            // Opening the key first makes a missing key an error even when it would have
+            // no values to delete.
+            for (name, _) in store.open_key(&args.key)?.enum_values_in(layer)? {
+                tx.delete_value_in(layer, &args.key, &name)?;
+            }
+        }
+        Deletion::Tree => {
+            tx.delete_tree(&args.key)?;
+        }
     }
     tx.commit()?;
     Ok(store.close()?)
@@ -113,211 +139,7 @@ pub(crate) fn query(ctx: &Ctx, args: &QueryArgs) -> Result<(), Failure> {
         Some(seq) => store.snapshot_at(seq)?,
         None => store.snapshot(),
     };
-    let key = view.open_key(&args.key)?;
-    let only = args.value.as_deref().or(args.ve.then_some(""));
-    let layer = args.layer.as_deref();
-    let mut out = stdout();
-    if args.stack {
-        print_stack(&key, only, args.recurse, &mut out)?;
-    } else if args.json {
-        query_json(&key, only, layer, args.recurse, view.seq(), &mut out)?;
-    } else {
-        match (only, args.recurse) {
-            (Some(name), false) => {
-                let value = read(&key, layer, name)?;
-                writeln!(out, "\n{}", key.windows_path())?;
-                print_value(&mut out, name, &value)?;
-                writeln!(out)?;
-            }
-            (Some(name), true) => {
-                let mut found = 0;
-                search(&key, layer, name, &mut found, &mut out)?;
-                writeln!(out, "End of search: {found} match(es) found.")?;
-            }
-            (None, recurse) => print_key(&key, layer, recurse, &mut out)?,
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// The effective value `name`, or layer `layer`'s.
-fn read(key: &Key, layer: Option<&str>, name: &str) -> hivelog::Result<Value> {
-    match layer {
-        Some(layer) => key.get_raw_value_in(layer, name),
-        None => key.get_raw_value(name),
-    }
-}
-
-/// Every effective value, or every value layer `layer` holds.
-fn values(key: &Key, layer: Option<&str>) -> hivelog::Result<Vec<(String, Value)>> {
-    match layer {
-        Some(layer) => key.enum_values_in(layer),
-        None => key.enum_values(),
-    }
-}
-
-/// `query --stack`: for each value (or the one named), every layer's version, the
-/// effective one first.
-fn print_stack(key: &Key, only: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
-    let names: Vec<String> = match only {
-        Some(name) => vec![name.to_string()],
-        None => key
-            .enum_values()?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect(),
-    };
-    let mut stacks = Vec::with_capacity(names.len());
-    for name in names {
-        let stack = key.value_stack(&name)?;
-        if stack.is_empty() && only.is_some() && !recurse {
-            return Err(hivelog::Error::ValueNotFound {
-                path: key.path().to_string(),
-                name,
-            }
-            .into());
-        }
-        stacks.push((name, stack));
-    }
-    writeln!(out, "\n{}", key.windows_path())?;
-    for (name, stack) in stacks {
-        if !stack.is_empty() {
-            writeln!(out, "    {}", display_name(&name))?;
-        }
-        for (i, layered) in stack.iter().enumerate() {
-            let role = if i == 0 { "effective" } else { "shadowed" };
-            writeln!(
-                out,
-                "        {}    {}    {}    ({role})",
-                layered.layer,
-                type_name(layered.value.ty),
-                reg_data(&layered.value)
-            )?;
-        }
-    }
-    if recurse {
-        for sub in key.enum_keys()? {
-            print_stack(&subkey(key, &sub)?, only, true, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn print_value(out: &mut Out, name: &str, value: &Value) -> io::Result<()> {
-    writeln!(
-        out,
-        "    {}    {}    {}",
-        display_name(name),
-        type_name(value.ty),
-        reg_data(value)
-    )
-}
-
-/// `reg query KEY` and `reg query KEY /s`.
-fn print_key(key: &Key, layer: Option<&str>, recurse: bool, out: &mut Out) -> Result<(), Failure> {
-    // Read everything before printing anything: a failed read prints only the error.
-    let (values, subkeys) = (values(key, layer)?, key.enum_keys()?);
-    writeln!(out, "\n{}", key.windows_path())?;
-    for (name, value) in values {
-        print_value(out, &name, &value)?;
-    }
-    if recurse {
-        for name in subkeys {
-            print_key(&subkey(key, &name)?, layer, true, out)?;
-        }
-    } else {
-        if !subkeys.is_empty() {
-            writeln!(out)?;
-        }
-        for name in subkeys {
-            writeln!(out, "{}\\{name}", key.windows_path())?;
-        }
-    }
-    Ok(())
-}
-
-/// Subkey `name` of `key` for a recursive listing: a link is listed as itself (its own
-/// value, its target) and not followed, so a link to an ancestor cannot recurse forever.
-fn subkey(key: &Key, name: &str) -> hivelog::Result<Key> {
-    key.open_subkey_link(name)
-}
-
-/// `reg query KEY /v NAME /s`: every key of the subtree that has the value.
-fn search(
-    key: &Key,
-    layer: Option<&str>,
-    name: &str,
-    found: &mut u64,
-    out: &mut Out,
-) -> Result<(), Failure> {
-    match read(key, layer, name) {
-        Ok(value) => {
-            *found += 1;
-            writeln!(out, "\n{}", key.windows_path())?;
-            print_value(out, name, &value)?;
-        }
-        Err(hivelog::Error::ValueNotFound { .. }) => {}
-        Err(error) => return Err(error.into()),
-    }
-    for sub in key.enum_keys()? {
-        search(&subkey(key, &sub)?, layer, name, found, out)?;
-    }
-    Ok(())
-}
-
-fn query_json(
-    key: &Key,
-    only: Option<&str>,
-    layer: Option<&str>,
-    recurse: bool,
-    seq: u64,
-    out: &mut Out,
-) -> Result<(), Failure> {
-    let mut keys = Vec::new();
-    collect_json(key, only, layer, recurse, &mut keys)?;
-    let document = json!({ "seq": seq, "keys": keys });
-    serde_json::to_writer_pretty(&mut *out, &document).map_err(|e| fail(e.to_string()))?;
-    writeln!(out)?;
-    Ok(())
-}
-
-fn collect_json(
-    key: &Key,
-    only: Option<&str>,
-    layer: Option<&str>,
-    recurse: bool,
-    keys: &mut Vec<serde_json::Value>,
-) -> Result<(), Failure> {
-    let values: Vec<serde_json::Value> = match only {
-        Some(name) => match read(key, layer, name) {
-            Ok(value) => vec![json_value(name, &value)],
-            Err(hivelog::Error::ValueNotFound { .. }) if recurse => Vec::new(),
-            Err(error) => return Err(error.into()),
-        },
-        None => values(key, layer)?
-            .iter()
-            .map(|(name, value)| json_value(name, value))
-            .collect(),
-    };
-    let subkeys = key.enum_keys()?;
-    if only.is_none() || !values.is_empty() {
-        let mut entry = json!({
-            "path": key.windows_path(),
-            "values": values,
-            "subkeys": subkeys,
-        });
-        if let Some(class) = key.class()? {
-            entry["class"] = json!(class);
-        }
-        keys.push(entry);
-    }
-    if recurse {
-        for name in subkeys {
-            collect_json(&subkey(key, &name)?, only, layer, true, keys)?;
-        }
-    }
-    Ok(())
+    crate::query::print(&view.open_key(&args.key)?, args, Some(view.seq()))
 }
 
 /// `hivelog flush [KEY]`: every commit so far made durable (as RegFlushKey; all keys share

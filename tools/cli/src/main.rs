@@ -8,7 +8,9 @@ mod bench;
 mod commands;
 mod format;
 mod history;
+mod hive;
 mod progress;
+mod query;
 mod recovery;
 mod store_dir;
 
@@ -23,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A registry store: a tree of keys holding typed values, kept in an append-only journal.
 #[derive(Parser)]
@@ -32,6 +34,17 @@ struct Cli {
     /// The store directory [default: $HIVELOG_STORE, else the user's data directory]
     #[arg(long, global = true, value_name = "DIR")]
     store: Option<PathBuf>,
+
+    /// Work on an offline hive file instead of a store (add, query, delete, import, export,
+    /// acl, owner); a change saves it atomically, add and import create it
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "store")]
+    hive: Option<PathBuf>,
+
+    /// With --hive: the key the hive's root stands for in .reg files (e.g.
+    /// HKLM\Software\App), recorded when the hive is saved [default: the key it was backed
+    /// up from]
+    #[arg(long, global = true, value_name = "KEY", requires = "hive")]
+    mount: Option<String>,
 
     /// Act as principal P (a SID or a name); needs SeImpersonatePrivilege
     #[arg(long = "as", global = true, value_name = "P")]
@@ -42,7 +55,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Create the store (with its hives) if it does not exist.
     Init,
     /// Create a key (and missing parents), and set a value if one is named (as `reg add`).
@@ -223,8 +236,33 @@ pub(crate) struct DeleteArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = store_dir::resolve(cli.store).and_then(|dir| {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let name = matches.subcommand_name().unwrap_or_default();
+    let result = match &cli.hive {
+        Some(file) => {
+            let ctx = hive::HiveCtx {
+                file,
+                mount: cli.mount.as_deref(),
+                as_principal: cli.as_principal.as_deref(),
+            };
+            hive::run(&ctx, name, cli.command)
+        }
+        None => run(cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            // One line, whatever the error said.
+            let line = message.replace('\n', "; ");
+            eprintln!("hivelog: error: {line}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    store_dir::resolve(cli.store).and_then(|dir| {
         let ctx = Ctx {
             dir,
             as_principal: cli.as_principal,
@@ -253,14 +291,5 @@ fn main() -> ExitCode {
             Command::Layers { command } => commands::layers(&ctx, command.as_ref()),
             Command::Bench(args) => bench::run(&ctx.dir, &args),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
-            // One line, whatever the error said.
-            let line = message.replace('\n', "; ");
-            eprintln!("hivelog: error: {line}");
-            ExitCode::from(1)
-        }
-    }
+    })
 }

@@ -55,7 +55,7 @@ impl Ctx {
 }
 
 /// The OS user running the command; root is the system principal.
-fn os_principal() -> String {
+pub(crate) fn os_principal() -> String {
     if euid() == 0 {
         return SYSTEM_PRINCIPAL.to_string();
     }
