@@ -420,6 +420,99 @@ impl Journal {
         Ok(())
     }
 
+    /// A cursor at transaction `next_seq`, for [`read_tail`](Journal::read_tail): the
+    /// segment that holds it is scanned (and verified) up to it. `next_seq` may be one past
+    /// the last committed transaction (a cursor at the end).
+    pub fn tail_cursor(&self, next_seq: Seq) -> Result<TailCursor, LogError> {
+        let first = {
+            let segments = read_lock(&self.segments);
+            let segment = segments
+                .iter()
+                .rev()
+                .find(|segment| segment.first_seq() <= next_seq.max(1))
+                .or(segments.first())
+                .expect("a journal has a segment");
+            TailCursor {
+                next_seq: segment.first_seq(),
+                segment: segment.number(),
+                offset: HEADER_BYTES,
+            }
+        };
+        let mut cursor = first;
+        self.read_tail(&mut cursor, next_seq.saturating_sub(1), &mut |_| Ok(()))?;
+        Ok(cursor)
+    }
+
+    /// Hands the committed transactions from `cursor` through `last` to `visit`, in order,
+    /// verifying every record, and moves the cursor past them. Reads only what is already
+    /// in the map: a reader that follows the journal calls it again as transactions commit,
+    /// and each call starts where the last stopped. On an error the cursor is unchanged.
+    pub fn read_tail(
+        &self,
+        cursor: &mut TailCursor,
+        last: Seq,
+        visit: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+    ) -> Result<(), LogError> {
+        let segments: Vec<Arc<Segment>> = read_lock(&self.segments).clone();
+        let Some(mut i) = segments
+            .iter()
+            .position(|segment| segment.number() == cursor.segment)
+        else {
+            return Err(LogError::Corrupt {
+                segment: format!("segment number {}", cursor.segment),
+                offset: cursor.offset,
+                seq: Some(cursor.next_seq),
+                reason: "the segment a reader was in is no longer in the journal".into(),
+            });
+        };
+        let mut at = *cursor;
+        loop {
+            let segment = &segments[i];
+            let corrupt = |offset, seq, reason| LogError::Corrupt {
+                segment: segment.name().to_string(),
+                offset,
+                seq,
+                reason,
+            };
+            let bytes = segment.bytes(0, segment.published()).unwrap_or(&[]);
+            let number = segment.number() as u32;
+            let tail =
+                scan::scan_segment_from(number, bytes, at.offset, last, &mut at.next_seq, visit)
+                    .map_err(|fault| corrupt(fault.offset, fault.seq, fault.reason))?;
+            match tail {
+                scan::Tail::Reached { at: offset } => {
+                    at.offset = offset;
+                    break;
+                }
+                scan::Tail::End(End::Sealed { data_end }) if i + 1 < segments.len() => {
+                    debug_assert!(data_end <= segment.published());
+                    i += 1;
+                    at.segment = segments[i].number();
+                    at.offset = HEADER_BYTES;
+                }
+                // The newest segment, sealed before its successor joined the list: the next
+                // call finds the successor.
+                scan::Tail::End(End::Sealed { data_end }) => {
+                    at.offset = data_end;
+                    break;
+                }
+                scan::Tail::End(End::Stopped { cut, .. }) if i + 1 == segments.len() => {
+                    at.offset = cut;
+                    break;
+                }
+                scan::Tail::End(End::Stopped { at: offset, invalid, .. }) => {
+                    let reason = format!(
+                        "segment ends without a seal record ({})",
+                        invalid.unwrap_or("zeros")
+                    );
+                    return Err(corrupt(offset, Some(at.next_seq), reason));
+                }
+            }
+        }
+        *cursor = at;
+        Ok(())
+    }
+
     /// The last committed sequence number (0 for an empty journal).
     pub fn last_seq(&self) -> Seq {
         lock(&self.writer).next_seq - 1
@@ -534,6 +627,18 @@ fn start_syncer(group: Arc<GroupCommit>, interval_ms: u64) -> std::io::Result<Sy
             }
         })?;
     Ok(Syncer { stop, handle })
+}
+
+/// A reader's place in the journal, between two transactions (see
+/// [`Journal::read_tail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailCursor {
+    /// The next transaction's sequence number.
+    pub next_seq: Seq,
+    /// The number of the segment the reader is in, and the offset in it where the next
+    /// frame starts.
+    segment: u64,
+    offset: u64,
 }
 
 fn read_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {

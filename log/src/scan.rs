@@ -49,24 +49,55 @@ pub(crate) fn scan_segment<'a>(
     next_seq: &mut Seq,
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<End, Fault> {
+    match scan_segment_from(number, bytes, HEADER_BYTES, Seq::MAX, next_seq, on_txn)? {
+        Tail::End(end) => Ok(end),
+        Tail::Reached { at } => unreachable!("a frame at {at} numbered past Seq::MAX"),
+    }
+}
+
+/// Where [`scan_segment_from`] stopped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tail {
+    /// Where the segment's frames end.
+    End(End),
+    /// A transaction numbered past the scan's last sequence number starts at `at`.
+    Reached { at: u64 },
+}
+
+/// [`scan_segment`] from `start`, which must be where a transaction (or a Mark or Seal
+/// record) starts, stopping before the first transaction numbered past `last_seq`.
+pub(crate) fn scan_segment_from<'a>(
+    number: u32,
+    bytes: &'a [u8],
+    start: u64,
+    last_seq: Seq,
+    next_seq: &mut Seq,
+    on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+) -> Result<Tail, Fault> {
+    debug_assert!(start >= HEADER_BYTES);
     let mut pending: Vec<OpRef<'a>> = Vec::new();
-    let mut offset = HEADER_BYTES;
+    let mut offset = start;
     let mut txn_start = offset;
     loop {
         let rest = bytes.get(offset as usize..).unwrap_or(&[]);
         let frame = match frame::read(rest) {
+            Read::Frame(frame) if pending.is_empty() && frame.seq > last_seq => {
+                // Mark and Seal records carry the last transaction's number, so a frame
+                // numbered past `last_seq` here is the first of a later transaction.
+                return Ok(Tail::Reached { at: offset });
+            }
             Read::Frame(frame) => frame,
             stop => {
                 let invalid = match stop {
                     Read::Invalid(reason) => Some(reason),
                     _ => None,
                 };
-                return Ok(End::Stopped {
+                return Ok(Tail::End(End::Stopped {
                     at: offset,
                     cut: txn_start,
                     invalid,
                     uncommitted: pending.len() as u32,
-                });
+                }));
             }
         };
         let fault = |reason: String| Fault {
@@ -130,7 +161,7 @@ pub(crate) fn scan_segment<'a>(
                 if !pending.is_empty() || frame.seq + 1 != *next_seq || seal.data_end != offset {
                     return Err(fault("seal record out of place".into()));
                 }
-                return Ok(End::Sealed { data_end: offset });
+                return Ok(Tail::End(End::Sealed { data_end: offset }));
             }
             Kind::Mark => {
                 let mark = Mark::decode(frame.payload).map_err(|e| fault(e.0.into()))?;
