@@ -500,7 +500,11 @@ impl Journal {
                     at.offset = cut;
                     break;
                 }
-                scan::Tail::End(End::Stopped { at: offset, invalid, .. }) => {
+                scan::Tail::End(End::Stopped {
+                    at: offset,
+                    invalid,
+                    ..
+                }) => {
                     let reason = format!(
                         "segment ends without a seal record ({})",
                         invalid.unwrap_or("zeros")

@@ -725,7 +725,10 @@ fn a_tail_reader_sees_each_transaction_once_in_order_across_segments() {
         // read picks the rest up.
         if i % 7 == 0 {
             let last = if i % 2 == 0 { seq } else { seq - 1 };
-            assert_eq!(follow(&journal, &mut cursor, last), written[..last as usize].to_vec());
+            assert_eq!(
+                follow(&journal, &mut cursor, last),
+                written[..last as usize].to_vec()
+            );
         }
     }
     assert!(segment_paths(&vfs).len() > 3, "the reads crossed rollovers");

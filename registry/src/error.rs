@@ -174,6 +174,10 @@ pub enum Error {
     #[error("the store is open read-only")]
     ReadOnly,
 
+    /// A watch was asked to report nothing.
+    #[error("a watch filter must name subkeys, values or security changes")]
+    EmptyWatchFilter,
+
     /// A count limit was reached.
     #[error("too many {what}: the limit is {max}")]
     TooMany {

@@ -272,7 +272,7 @@ fn path_of(state: &State, id: KeyId, at: Seq) -> String {
         .unwrap_or_else(|| format!("<key #{id}>"))
 }
 
-fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
+pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
     let before = seq.saturating_sub(1);
     let layer = |id| state.layers.name_at(id, seq);
     Ok(match op {

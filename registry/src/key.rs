@@ -17,6 +17,7 @@ use crate::store::{Inner, Session, State, read_state};
 use crate::stored::Stored;
 use crate::txn::{self, CreateOptions, Intent, Target, set_value_intent};
 use crate::value::{FromRegValue, ToRegValue, Value};
+use crate::watch::{Scope, Watch, WatchFilter, Watches};
 
 /// An open key.
 ///
@@ -190,6 +191,42 @@ impl Key {
 
     fn seq(&self) -> Seq {
         self.at.unwrap_or_else(|| self.inner.visible())
+    }
+
+    /// Watches this key, and with `subtree` everything below it, for the changes `filter`
+    /// names (see [`Watch`]): every transaction committed after this handle's sequence
+    /// number (a snapshot handle's first replays what committed since its snapshot). Needs
+    /// KEY_NOTIFY. A link handle watches the key it leads to.
+    pub fn watch(&self, subtree: bool, filter: WatchFilter) -> Result<Watch> {
+        self.watch_from(self.seq(), subtree, filter)
+    }
+
+    /// [`watch`](Key::watch), starting after sequence number `after` (at most the newest
+    /// committed): the events of the transactions since are replayed from the journal,
+    /// then live ones follow, with no gap and no duplicate. Changes to volatile keys are
+    /// not in the journal: only those committed after the watch starts are reported.
+    pub fn watch_from(&self, after: Seq, subtree: bool, filter: WatchFilter) -> Result<Watch> {
+        self.needs(Access::KEY_NOTIFY)?;
+        if filter.is_empty() {
+            return Err(Error::EmptyWatchFilter);
+        }
+        let seq = self.seq();
+        let path = {
+            let state = self.state(seq)?;
+            state
+                .index
+                .display_path(self.node, seq)
+                .ok_or_else(|| Error::KeyDeleted {
+                    path: self.path.to_string(),
+                })?
+        };
+        let scope = Scope {
+            root: fold(&path),
+            path,
+            subtree,
+            filter,
+        };
+        Watches::register(&self.inner, scope, after)
     }
 
     /// Fails unless the handle holds `rights`.

@@ -46,6 +46,7 @@ mod stored;
 mod txn;
 mod value;
 mod verify;
+mod watch;
 
 pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
 pub use backup::{BackupInfo, BackupReport};
@@ -85,6 +86,10 @@ pub use store::{
 pub use txn::{CreateOptions, Transaction};
 pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};
 pub use verify::VerifyReport;
+pub use watch::{
+    WATCH_QUEUE_DEPTH_DEFAULT, WATCH_QUEUE_DEPTH_MAX, WATCHES_MAX, Watch, WatchEvent,
+    WatchEventKind, WatchFilter,
+};
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,7 @@ use crate::value::Value;
 use crossbeam_utils::sync::{ShardedLock, ShardedLockWriteGuard};
 
 use crate::txn::{Create, Intent, LayerName, Target, rights_to_change};
+use crate::watch::{WatchEvent, WatchEventKind};
 
 /// Resolves, journals, applies and commits `intents` as one transaction of `session`.
 pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Result<Seq> {
@@ -70,6 +71,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
             bypass: false,
             last_target: None,
             folded_name: String::new(),
+            volatile_events: Vec::new(),
         };
         let resolved = intents.iter().try_for_each(|intent| resolver.apply(intent));
         let (changed, next_id, next_volatile_id) = (
@@ -77,6 +79,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
             resolver.next_id,
             resolver.next_volatile_id,
         );
+        let volatile_events = resolver.volatile_events;
         match resolved {
             Err(error) => {
                 rollback(&mut state, seq);
@@ -88,6 +91,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
             }
             Ok(()) if builder.fits() => {
                 state.index.commit();
+                inner.watches.volatile_events(seq, volatile_events);
                 inner.next_key_id.store(next_id, Ordering::Relaxed);
                 inner
                     .next_volatile_id
@@ -108,6 +112,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
     let committed = builder.commit(session.principal(), unix_nanos_now())?;
     debug_assert_eq!(committed, seq);
     inner.publish(committed);
+    inner.watches.committed();
     Ok(committed)
 }
 
@@ -189,6 +194,8 @@ pub(crate) struct Resolver<'a, 'j> {
     last_target: Option<(Arc<KeyPath>, NodeId)>,
     /// Scratch space for folding value names.
     pub(crate) folded_name: String,
+    /// Changes to volatile keys, for the watches.
+    volatile_events: Vec<WatchEvent>,
 }
 
 impl Resolver<'_, '_> {
@@ -325,7 +332,9 @@ impl Resolver<'_, '_> {
                 path: target.path().to_string(),
             });
         }
-        if !self.attrs(node).is_volatile() {
+        if self.attrs(node).is_volatile() {
+            self.volatile_event(node, WatchEventKind::KeyDeleted);
+        } else {
             self.push(Op::DeleteKey {
                 id: self.alive_id(node),
             })?;
@@ -351,7 +360,9 @@ impl Resolver<'_, '_> {
                 })?;
             }
         }
-        if !self.attrs(node).is_volatile() {
+        if self.attrs(node).is_volatile() {
+            self.volatile_event(node, WatchEventKind::KeyDeleted);
+        } else {
             self.push(Op::DeleteTree {
                 id: self.alive_id(node),
             })?;
@@ -401,7 +412,9 @@ impl Resolver<'_, '_> {
     ) -> Result<()> {
         descriptor.validate()?;
         let attrs = self.attrs(node);
-        if !attrs.is_volatile() {
+        if attrs.is_volatile() {
+            self.volatile_event(node, WatchEventKind::SecurityChanged);
+        } else {
             let encoded = encode_descriptor(&descriptor);
             self.push(Op::SetSecurity {
                 id: self.alive_id(node),
@@ -412,6 +425,30 @@ impl Resolver<'_, '_> {
         self.state.index.set_attrs(node, KeyAttrs { sd, ..attrs });
         self.changed = true;
         Ok(())
+    }
+
+    /// Notes a change to volatile key `node` for the watches, which cannot read it from the
+    /// journal (nothing while no watch exists). A key's deletion is noted before it goes.
+    fn volatile_event(&mut self, node: NodeId, kind: WatchEventKind) {
+        if !self.inner.watches.any() {
+            return;
+        }
+        let path = self
+            .state
+            .index
+            .display_path(node, self.seq)
+            .unwrap_or_default();
+        // As for journaled keys: a key created by this transaction reports its creation only.
+        let created =
+            |event: &WatchEvent| event.kind == WatchEventKind::KeyCreated && event.path == path;
+        if kind == WatchEventKind::SecurityChanged && self.volatile_events.iter().any(created) {
+            return;
+        }
+        self.volatile_events.push(WatchEvent {
+            seq: self.seq,
+            path,
+            kind,
+        });
     }
 
     pub(crate) fn new_id(&mut self, volatile: bool) -> KeyId {
@@ -552,6 +589,9 @@ impl Resolver<'_, '_> {
         let node = self.state.index.create_key(parent, name, id, attrs);
         debug_assert_eq!(self.state.index.find(folded), Some(node));
         self.changed = true;
+        if options.volatile {
+            self.volatile_event(node, WatchEventKind::KeyCreated);
+        }
         if let Some(descriptor) = explicit {
             self.set_descriptor(node, descriptor)?;
         }
@@ -624,6 +664,11 @@ impl Resolver<'_, '_> {
             None => Cow::Borrowed(name),
         };
         let stored = if self.attrs(node).is_volatile() {
+            let kind = WatchEventKind::ValueSet {
+                layer: self.state.layers.name_at(layer, self.seq),
+                name: written.to_string(),
+            };
+            self.volatile_event(node, kind);
             let slot = self.state.volatile.push(&written, value.clone())?;
             Stored::volatile(slot, value)
         } else {
@@ -675,7 +720,13 @@ impl Resolver<'_, '_> {
                 name: name.to_string(),
             });
         };
-        if !self.attrs(node).is_volatile() {
+        if self.attrs(node).is_volatile() {
+            let kind = WatchEventKind::ValueDeleted {
+                layer: self.state.layers.name_at(layer_id, self.seq),
+                name: self.written_name(existing, &folded)?,
+            };
+            self.volatile_event(node, kind);
+        } else {
             // History names the value as it was written, whatever case the delete used.
             let written = self.written_name(existing, &folded)?;
             let key = self.alive_id(node);

@@ -25,6 +25,7 @@ use crate::security::{Access, Caller, Identity, SYSTEM, Sddl, SecurityDescriptor
 use crate::stored::{Stored, VolatileValues};
 use crate::txn::{Intent, Transaction};
 use crate::value::{Value, ValueType};
+use crate::watch::{StopPump, WATCH_QUEUE_DEPTH_DEFAULT, WATCH_QUEUE_DEPTH_MAX, Watches};
 use crate::{reader, security};
 
 /// Largest value_size_max_bytes a store accepts.
@@ -56,6 +57,8 @@ pub struct Options {
     /// every commit (`HKCU` means `Users\<principal>`). Default: the system principal with
     /// every privilege. [`Store::session`] makes handles for other callers.
     pub caller: Caller,
+    /// Events a watch's queue holds before the watch overflows: 1 to WATCH_QUEUE_DEPTH_MAX.
+    pub watch_queue_depth: usize,
     /// The file system; tests substitute a simulated one.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -70,6 +73,7 @@ impl Default for Options {
             salvage: false,
             apply_staged_restore: true,
             caller: Caller::system(),
+            watch_queue_depth: WATCH_QUEUE_DEPTH_DEFAULT,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -83,6 +87,13 @@ impl Options {
                 name: "value_size_max_bytes",
                 value: u64::from(max),
                 reason: "must be at most VALUE_SIZE_LIMIT_BYTES (64 MiB)",
+            });
+        }
+        if !(1..=WATCH_QUEUE_DEPTH_MAX).contains(&self.watch_queue_depth) {
+            return Err(Error::InvalidOption {
+                name: "watch_queue_depth",
+                value: self.watch_queue_depth as u64,
+                reason: "must be 1 to WATCH_QUEUE_DEPTH_MAX (1,048,576)",
             });
         }
         if u64::from(max) > self.segment_size_bytes / 2 {
@@ -147,6 +158,10 @@ pub(crate) struct Inner {
     pub value_size_max_bytes: u32,
     pub read_only: bool,
     pub dir: PathBuf,
+    pub watches: Arc<Watches>,
+    /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
+    /// pump itself, holding the last handle).
+    pub _stop_pump: StopPump,
 }
 
 /// The first id of a volatile key.
@@ -264,6 +279,7 @@ impl Store {
         let journal = Journal::open(dir, options.journal(), &mut |txn| replayer.replay(txn))?;
         let next_key_id = replayer.max_id + 1;
         let last = journal.last_seq();
+        let watches = Arc::new(Watches::new(options.watch_queue_depth));
         let inner = Arc::new(Inner {
             journal,
             state: ShardedLock::new(state),
@@ -273,6 +289,8 @@ impl Store {
             value_size_max_bytes: options.value_size_max_bytes,
             read_only: options.read_only,
             dir: dir.to_path_buf(),
+            watches: watches.clone(),
+            _stop_pump: StopPump(watches),
         });
         let session = Arc::new(Session::new(&inner, options.caller)?);
         let store = Store { inner, session };
@@ -581,8 +599,17 @@ impl Store {
     /// this still syncs.
     pub fn close(self) -> Result<()> {
         drop(self.session);
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => Ok(inner.journal.close()?),
+        let watches = self.inner.watches.clone();
+        // With the hub locked the watch pump holds no handle: if this one is the only one
+        // left, the store closes.
+        let held = watches.hold();
+        let last = Arc::try_unwrap(self.inner);
+        drop(held);
+        match last {
+            Ok(inner) => {
+                watches.shutdown();
+                Ok(inner.journal.close()?)
+            }
             Err(shared) => {
                 if !shared.read_only {
                     shared.journal.sync()?;
