@@ -169,7 +169,7 @@ pub fn archive(
         return Err(LogError::BadRange { from, to, last });
     }
     create_dir(dir)?;
-    let mut out = Segments::new(dir, journal.segment_size_bytes, 0, from + 1);
+    let mut out = Segments::new(dir, journal.segment_size_bytes(), 0, from + 1);
     let mut failed = None;
     journal
         .for_each_txn(from + 1, to, &mut |txn: &TxnView<'_>| {

@@ -1,6 +1,7 @@
 //! The journal: a directory of segments, one writer, any number of readers.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -77,32 +78,65 @@ impl Default for JournalOptions {
     }
 }
 
+/// Checks a segment size: what `segment_size_bytes` may be set to.
+pub fn check_segment_size(size: u64) -> Result<(), LogError> {
+    if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_OPTION_MAX_BYTES).contains(&size) {
+        return Err(LogError::InvalidOption {
+            name: "segment_size_bytes",
+            value: size,
+            reason: "must be between 64 KiB and 1 GiB",
+        });
+    }
+    if !size.is_multiple_of(frame::ALIGN_BYTES) {
+        return Err(LogError::InvalidOption {
+            name: "segment_size_bytes",
+            value: size,
+            reason: "must be a multiple of 8",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a sync policy (an interval's length).
+pub fn check_sync_policy(policy: SyncPolicy) -> Result<(), LogError> {
+    if let SyncPolicy::Interval { ms } = policy
+        && (ms == 0 || ms > SYNC_INTERVAL_MAX_MS)
+    {
+        return Err(LogError::InvalidOption {
+            name: "sync_interval_ms",
+            value: ms,
+            reason: "must be between 1 and 60000",
+        });
+    }
+    Ok(())
+}
+
+impl SyncPolicy {
+    /// As one word, for an atomic: 0 never, u64::MAX always, else the interval.
+    fn encode(self) -> u64 {
+        match self {
+            SyncPolicy::Never => 0,
+            SyncPolicy::Always => u64::MAX,
+            SyncPolicy::Interval { ms } => {
+                debug_assert!((1..=SYNC_INTERVAL_MAX_MS).contains(&ms));
+                ms
+            }
+        }
+    }
+
+    fn decode(word: u64) -> SyncPolicy {
+        match word {
+            0 => SyncPolicy::Never,
+            u64::MAX => SyncPolicy::Always,
+            ms => SyncPolicy::Interval { ms },
+        }
+    }
+}
+
 impl JournalOptions {
     fn validate(&self) -> Result<(), LogError> {
-        let size = self.segment_size_bytes;
-        if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_OPTION_MAX_BYTES).contains(&size) {
-            return Err(LogError::InvalidOption {
-                name: "segment_size_bytes",
-                value: size,
-                reason: "must be between 64 KiB and 1 GiB",
-            });
-        }
-        if !size.is_multiple_of(frame::ALIGN_BYTES) {
-            return Err(LogError::InvalidOption {
-                name: "segment_size_bytes",
-                value: size,
-                reason: "must be a multiple of 8",
-            });
-        }
-        if let SyncPolicy::Interval { ms } = self.sync
-            && (ms == 0 || ms > SYNC_INTERVAL_MAX_MS)
-        {
-            return Err(LogError::InvalidOption {
-                name: "sync_interval_ms",
-                value: ms,
-                reason: "must be between 1 and 60000",
-            });
-        }
+        check_segment_size(self.segment_size_bytes)?;
+        check_sync_policy(self.sync)?;
         if self.salvage && self.read_only {
             return Err(LogError::InvalidOption {
                 name: "salvage",
@@ -129,6 +163,8 @@ pub(crate) struct Writer {
 
 struct Syncer {
     stop: Arc<(Mutex<bool>, Condvar)>,
+    /// The interval, which `set_sync_policy` may change while it runs.
+    interval_ms: Arc<AtomicU64>,
     handle: JoinHandle<()>,
 }
 
@@ -136,13 +172,15 @@ struct Syncer {
 pub struct Journal {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
-    pub(crate) segment_size_bytes: u64,
-    pub(crate) sync: SyncPolicy,
+    /// The capacity of a new ordinary segment; may change while the journal is open.
+    segment_size_bytes: AtomicU64,
+    /// The sync policy, encoded (`SyncPolicy::encode`); may change while the journal is open.
+    sync: AtomicU64,
     read_only: bool,
     pub(crate) writer: Mutex<Writer>,
     segments: ShardedLock<Vec<Arc<Segment>>>,
     pub(crate) group: Arc<GroupCommit>,
-    syncer: Option<Syncer>,
+    syncer: Mutex<Option<Syncer>>,
     report: RecoveryReport,
     _lock: Box<dyn LockGuard>,
 }
@@ -206,11 +244,11 @@ impl Journal {
         let segments: Vec<Arc<Segment>> = recovered.segments.into_iter().map(Arc::new).collect();
         let last_seq = recovered.next_seq - 1;
         let group = Arc::new(GroupCommit::new(last_seq));
-        let mut journal = Journal {
+        let journal = Journal {
             dir,
             vfs,
-            segment_size_bytes: options.segment_size_bytes,
-            sync: options.sync,
+            segment_size_bytes: AtomicU64::new(options.segment_size_bytes),
+            sync: AtomicU64::new(options.sync.encode()),
             read_only: options.read_only,
             writer: Mutex::new(Writer {
                 active: segments.last().cloned(),
@@ -223,7 +261,7 @@ impl Journal {
             }),
             segments: ShardedLock::new(segments),
             group,
-            syncer: None,
+            syncer: Mutex::new(None),
             report: recovered.report,
             _lock: store_lock,
         };
@@ -233,13 +271,59 @@ impl Journal {
                 journal.roll(&mut writer)?;
             }
             drop(writer);
-            if let SyncPolicy::Interval { ms } = journal.sync {
-                let syncer = start_syncer(journal.group.clone(), ms)
-                    .map_err(|e| LogError::io("start syncer thread for", &journal.dir, e))?;
-                journal.syncer = Some(syncer);
-            }
+            journal.set_sync_policy(options.sync)?;
         }
         Ok(journal)
+    }
+
+    /// The capacity of a new ordinary segment (a transaction larger than that gets one sized
+    /// to it).
+    pub fn segment_size_bytes(&self) -> u64 {
+        self.segment_size_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Changes the capacity of segments created from now on (checked as the option is).
+    pub fn set_segment_size_bytes(&self, size: u64) -> Result<(), LogError> {
+        check_segment_size(size)?;
+        self.segment_size_bytes.store(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The sync policy in force.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        SyncPolicy::decode(self.sync.load(Ordering::Acquire))
+    }
+
+    /// Changes the sync policy: commits that start from now on follow it (one already
+    /// committing finishes under the old one). An interval policy runs a syncer thread; a
+    /// change of interval takes effect at its next turn.
+    pub fn set_sync_policy(&self, policy: SyncPolicy) -> Result<(), LogError> {
+        check_sync_policy(policy)?;
+        if self.read_only {
+            self.sync.store(policy.encode(), Ordering::Release);
+            return Ok(());
+        }
+        let mut syncer = lock(&self.syncer);
+        match (policy, syncer.as_ref()) {
+            (SyncPolicy::Interval { ms }, Some(running)) => {
+                running.interval_ms.store(ms, Ordering::Relaxed);
+                running.stop.1.notify_all();
+            }
+            (SyncPolicy::Interval { ms }, None) => {
+                let started = start_syncer(self.group.clone(), ms)
+                    .map_err(|e| LogError::io("start syncer thread for", &self.dir, e))?;
+                *syncer = Some(started);
+            }
+            (SyncPolicy::Always | SyncPolicy::Never, _) => {
+                if let Some(running) = syncer.take() {
+                    stop_syncer(running);
+                }
+            }
+        }
+        // Stored last: from Always to Never, a committer that still sees Always syncs,
+        // which is no harm.
+        self.sync.store(policy.encode(), Ordering::Release);
+        Ok(())
     }
 
     /// Starts a transaction. The returned builder holds the writer lock until it commits or
@@ -268,7 +352,7 @@ impl Journal {
     /// Seals the active segment (if any) and starts the next one. A failure leaves the disk in
     /// an unknown state, so it poisons the journal.
     pub(crate) fn roll(&self, writer: &mut MutexGuard<'_, Writer>) -> Result<(), LogError> {
-        self.roll_to(writer, self.segment_size_bytes)
+        self.roll_to(writer, self.segment_size_bytes())
     }
 
     /// As `roll`, with a new segment of `capacity` bytes (larger than `segment_size_bytes`
@@ -286,7 +370,7 @@ impl Journal {
     }
 
     fn roll_unpoisoned(&self, writer: &mut Writer, capacity: u64) -> Result<(), LogError> {
-        debug_assert!(capacity >= self.segment_size_bytes && capacity <= SEGMENT_SIZE_MAX_BYTES);
+        debug_assert!(capacity >= SEGMENT_SIZE_MIN_BYTES && capacity <= SEGMENT_SIZE_MAX_BYTES);
         let previous = writer.active.clone();
         if let Some(active) = &previous
             && !writer.active_sealed
@@ -566,11 +650,8 @@ impl Journal {
     }
 
     fn shutdown(&mut self) -> Result<(), LogError> {
-        if let Some(syncer) = self.syncer.take() {
-            let (stop, wake) = &*syncer.stop;
-            *lock(stop) = true;
-            wake.notify_all();
-            let _ = syncer.handle.join();
+        if let Some(syncer) = lock(&self.syncer).take() {
+            stop_syncer(syncer);
         }
         if self.read_only {
             return Ok(());
@@ -608,17 +689,27 @@ impl Drop for Journal {
     }
 }
 
+fn stop_syncer(syncer: Syncer) {
+    let (stop, wake) = &*syncer.stop;
+    *lock(stop) = true;
+    wake.notify_all();
+    let _ = syncer.handle.join();
+}
+
 fn start_syncer(group: Arc<GroupCommit>, interval_ms: u64) -> std::io::Result<Syncer> {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let interval = Arc::new(AtomicU64::new(interval_ms));
     let thread_stop = stop.clone();
+    let thread_interval = interval.clone();
     let handle = std::thread::Builder::new()
         .name("hivelog-syncer".into())
         .spawn(move || {
             let (stopped, wake) = &*thread_stop;
             let mut guard = lock(stopped);
             while !*guard {
+                let ms = thread_interval.load(Ordering::Relaxed);
                 guard = wake
-                    .wait_timeout(guard, Duration::from_millis(interval_ms))
+                    .wait_timeout(guard, Duration::from_millis(ms))
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .0;
                 if *guard {
@@ -630,7 +721,11 @@ fn start_syncer(group: Arc<GroupCommit>, interval_ms: u64) -> std::io::Result<Sy
                 guard = lock(stopped);
             }
         })?;
-    Ok(Syncer { stop, handle })
+    Ok(Syncer {
+        stop,
+        interval_ms: interval,
+        handle,
+    })
 }
 
 /// A reader's place in the journal, between two transactions (see

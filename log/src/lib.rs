@@ -35,7 +35,7 @@ pub use error::LogError;
 pub use journal::{
     Journal, JournalOptions, Records, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,
     SEGMENT_SIZE_MIN_BYTES, SEGMENT_SIZE_OPTION_MAX_BYTES, SEGMENTS_MAX, SYNC_INTERVAL_MAX_MS,
-    SegmentInfo, SyncPolicy, TailCursor,
+    SegmentInfo, SyncPolicy, TailCursor, check_segment_size, check_sync_policy,
 };
 pub use record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};

@@ -104,7 +104,7 @@ impl<'j> TxnBuilder<'j> {
         let capacity = writer
             .active
             .as_ref()
-            .map_or(self.journal.segment_size_bytes, |active| active.capacity());
+            .map_or(self.journal.segment_size_bytes(), |active| active.capacity());
         writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES <= capacity
     }
 
@@ -135,7 +135,7 @@ impl<'j> TxnBuilder<'j> {
     /// The size of a new segment for a transaction of `needed` bytes (header and tail
     /// included): the usual one, or one sized to the transaction.
     fn capacity_for(&self, needed: u64) -> u64 {
-        let usual = self.journal.segment_size_bytes;
+        let usual = self.journal.segment_size_bytes();
         if needed <= usual {
             usual
         } else {
@@ -211,7 +211,7 @@ impl<'j> TxnBuilder<'j> {
         journal.note_committed(writer);
         journal.group.note_written(seq, &active, end);
         drop(self.writer);
-        if journal.sync == SyncPolicy::Always {
+        if journal.sync_policy() == SyncPolicy::Always {
             journal.group.wait_durable(seq)?;
         }
         Ok(seq)
