@@ -370,7 +370,7 @@ impl Journal {
     }
 
     fn roll_unpoisoned(&self, writer: &mut Writer, capacity: u64) -> Result<(), LogError> {
-        debug_assert!(capacity >= SEGMENT_SIZE_MIN_BYTES && capacity <= SEGMENT_SIZE_MAX_BYTES);
+        debug_assert!((SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_MAX_BYTES).contains(&capacity));
         let previous = writer.active.clone();
         if let Some(active) = &previous
             && !writer.active_sealed

@@ -764,7 +764,9 @@ fn the_sync_policy_and_segment_size_change_while_open() {
     assert_eq!(vfs.sync_count(), syncs, "never: a commit does not sync");
 
     // An interval policy starts its syncer; a bad one is refused and changes nothing.
-    journal.set_sync_policy(SyncPolicy::Interval { ms: 5 }).unwrap();
+    journal
+        .set_sync_policy(SyncPolicy::Interval { ms: 5 })
+        .unwrap();
     let before = vfs.sync_count();
     commit(&journal, &payloads(2, 1, 10)).unwrap();
     let waited = std::time::Instant::now();
@@ -772,19 +774,33 @@ fn the_sync_policy_and_segment_size_change_while_open() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     assert!(vfs.sync_count() > before, "the syncer synced the commit");
-    assert!(journal.set_sync_policy(SyncPolicy::Interval { ms: 0 }).is_err());
+    assert!(
+        journal
+            .set_sync_policy(SyncPolicy::Interval { ms: 0 })
+            .is_err()
+    );
     assert_eq!(journal.sync_policy(), SyncPolicy::Interval { ms: 5 });
 
     assert!(journal.set_segment_size_bytes(1000).is_err());
     assert_eq!(journal.segment_size_bytes(), SEGMENT_SIZE_MIN_BYTES);
-    journal.set_segment_size_bytes(2 * SEGMENT_SIZE_MIN_BYTES).unwrap();
+    journal
+        .set_segment_size_bytes(2 * SEGMENT_SIZE_MIN_BYTES)
+        .unwrap();
     // Fill the active segment: the next one gets the new size.
     for i in 3..40 {
         commit(&journal, &payloads(i, 1, 4000)).unwrap();
     }
-    let sizes: Vec<u64> = journal.segments().iter().map(|s| s.capacity_bytes).collect();
+    let sizes: Vec<u64> = journal
+        .segments()
+        .iter()
+        .map(|s| s.capacity_bytes)
+        .collect();
     assert_eq!(sizes.first(), Some(&SEGMENT_SIZE_MIN_BYTES));
-    assert_eq!(sizes.last(), Some(&(2 * SEGMENT_SIZE_MIN_BYTES)), "{sizes:?}");
+    assert_eq!(
+        sizes.last(),
+        Some(&(2 * SEGMENT_SIZE_MIN_BYTES)),
+        "{sizes:?}"
+    );
 
     journal.set_sync_policy(SyncPolicy::Never).unwrap();
     commit(&journal, &payloads(40, 1, 10)).unwrap();

@@ -104,7 +104,9 @@ impl<'j> TxnBuilder<'j> {
         let capacity = writer
             .active
             .as_ref()
-            .map_or(self.journal.segment_size_bytes(), |active| active.capacity());
+            .map_or(self.journal.segment_size_bytes(), |active| {
+                active.capacity()
+            });
         writer.tail + writer.buf.len() as u64 + TAIL_RESERVE_BYTES <= capacity
     }
 

@@ -153,7 +153,7 @@ impl HistoryOp {
 
 /// The kinds [`HistoryFilter::kinds`] accepts: every [`HistoryOp::kind`], and the audit
 /// events by name (`backup`, `restore`, `revert`, `privilege`, `stage`, `unstage`).
-pub const HISTORY_KINDS: [&str; 18] = [
+pub const HISTORY_KINDS: [&str; 19] = [
     "create_key",
     "delete_key",
     "delete_tree",
@@ -172,6 +172,7 @@ pub const HISTORY_KINDS: [&str; 18] = [
     "privilege",
     "stage",
     "unstage",
+    "parameter",
 ];
 
 /// Which changes of the history to keep: those of a subtree, by a principal, of some

@@ -147,6 +147,8 @@ pub enum AuditEvent {
     Stage,
     /// A staged restore was cancelled.
     Unstage,
+    /// A parameter's new value was rejected (the value in force was kept).
+    Parameter,
 }
 
 impl AuditEvent {
@@ -158,6 +160,7 @@ impl AuditEvent {
             AuditEvent::Privilege => 4,
             AuditEvent::Stage => 5,
             AuditEvent::Unstage => 6,
+            AuditEvent::Parameter => 7,
         }
     }
 
@@ -169,6 +172,7 @@ impl AuditEvent {
             4 => Some(AuditEvent::Privilege),
             5 => Some(AuditEvent::Stage),
             6 => Some(AuditEvent::Unstage),
+            7 => Some(AuditEvent::Parameter),
             _ => None,
         }
     }
@@ -182,6 +186,7 @@ impl AuditEvent {
             AuditEvent::Privilege => "privilege",
             AuditEvent::Stage => "stage",
             AuditEvent::Unstage => "unstage",
+            AuditEvent::Parameter => "parameter",
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
     if inner.read_only {
         return Err(Error::ReadOnly);
     }
+    let reconfigure = crate::parameters::touches(intents);
     let mut builder = inner.journal.begin()?;
     let seq = builder.seq();
     // A restore is one self-contained run of records in a segment of its own (DESIGN.md),
@@ -113,6 +114,11 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
     debug_assert_eq!(committed, seq);
     inner.publish(committed);
     inner.watches.committed();
+    if reconfigure {
+        // The commit stands whatever happens here: a failure to read the parameters back
+        // or to audit a rejection is the journal failing, which the next operation reports.
+        let _ = crate::parameters::reload(inner, committed, true);
+    }
     Ok(committed)
 }
 

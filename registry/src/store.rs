@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use hivelog_index::Index;
@@ -19,6 +19,7 @@ use crate::grants::Grants;
 use crate::key::Key;
 use crate::layers::{Layer, Layers};
 use crate::links::LinkTargets;
+use crate::parameters::Parameters;
 use crate::path::{ClassesPath, Hive, KeyPath};
 use crate::replay::Replayer;
 use crate::security::{Access, Caller, Identity, SYSTEM, Sddl, SecurityDescriptor};
@@ -155,9 +156,11 @@ pub(crate) struct Inner {
     /// Volatile keys take ids from their own range (top bit set): they are never journaled,
     /// so after a reopen the journal's ids must not collide with ids they had.
     pub next_volatile_id: AtomicU64,
-    pub value_size_max_bytes: u32,
+    /// The value size limit in force (a parameter: see `parameters.rs`).
+    pub value_size_max_bytes: AtomicU32,
     pub read_only: bool,
     pub dir: PathBuf,
+    pub parameters: Parameters,
     pub watches: Arc<Watches>,
     /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
     /// pump itself, holding the last handle).
@@ -286,8 +289,9 @@ impl Store {
             visible: AtomicU64::new(last),
             next_key_id: AtomicU64::new(next_key_id),
             next_volatile_id: AtomicU64::new(VOLATILE_ID_BASE),
-            value_size_max_bytes: options.value_size_max_bytes,
+            value_size_max_bytes: AtomicU32::new(options.value_size_max_bytes),
             read_only: options.read_only,
+            parameters: Parameters::new(&options),
             dir: dir.to_path_buf(),
             watches: watches.clone(),
             _stop_pump: StopPump(watches),
@@ -316,6 +320,9 @@ impl Store {
         if !options.read_only && options.apply_staged_restore {
             crate::staged::apply_staged(&store)?;
         }
+        // The parameters the store holds replace the open's defaults (a rejected one was
+        // audited when it was written).
+        crate::parameters::reload(&store.inner, store.inner.visible(), false)?;
         Ok(store)
     }
 
@@ -338,6 +345,13 @@ impl Store {
     /// Who this handle acts as.
     pub fn caller(&self) -> &Caller {
         &self.session.caller
+    }
+
+    /// Every operational parameter: its default (this open's option), what
+    /// [`PARAMETERS_KEY`](crate::PARAMETERS_KEY) holds, the value in force, and why the two
+    /// differ if they do.
+    pub fn parameters(&self) -> Vec<crate::ParameterReport> {
+        crate::parameters::report(&self.inner)
     }
 
     /// The principal this handle's commits are attributed to.

@@ -4,6 +4,7 @@
 //! commit hands them to the resolver (`resolver.rs`), which applies all of them or none.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use hivelog_index::KeyId;
 use hivelog_log::Seq;
@@ -386,11 +387,12 @@ fn value_intent(
     value: Value,
 ) -> Result<Intent> {
     check_value_name(name)?;
-    if value.data.len() > inner.value_size_max_bytes as usize {
+    let max = inner.value_size_max_bytes.load(Ordering::Relaxed);
+    if value.data.len() > max as usize {
         return Err(Error::ValueTooLarge {
             name: crate::error::clip(name),
             len: value.data.len(),
-            max: inner.value_size_max_bytes,
+            max,
         });
     }
     Ok(Intent::SetValue {

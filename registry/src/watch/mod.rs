@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use hivelog_log::{Seq, TailCursor};
 
+pub(crate) use event::is_within;
 pub use event::{WatchEvent, WatchEventKind};
 
 /// Most events one watch's queue holds (the `watch_queue_depth` option's upper bound).
@@ -209,6 +210,12 @@ impl Watches {
         if !events.is_empty() {
             lock(&self.volatile).insert(seq, events);
         }
+    }
+
+    /// The depth new watches' queues get.
+    pub(crate) fn set_queue_depth(&self, depth: usize) {
+        debug_assert!((1..=WATCH_QUEUE_DEPTH_MAX).contains(&depth));
+        self.queue_depth.store(depth, Ordering::Relaxed);
     }
 
     /// Tells the pump to stop (the store is going).
