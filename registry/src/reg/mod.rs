@@ -19,9 +19,12 @@
 //!   digits (REG_DWORD), `hex:` (REG_BINARY) or `hex(N):` (type N, 1 to 8 hex digits) and
 //!   comma-separated bytes of two hex digits, continued on the next line after `,\` (blank
 //!   lines and `;` comments may come between). In a `REGEDIT4` file, `hex(2):` and
-//!   `hex(7):` data (REG_EXPAND_SZ, REG_MULTI_SZ) is 8-bit text and is widened to UTF-16LE,
-//!   with a terminator added if it has none, as regedit does; every other kind of data is
-//!   taken byte for byte.
+//!   `hex(7):` data (REG_EXPAND_SZ, REG_MULTI_SZ) is Windows-1252 text, whatever the file's
+//!   own encoding (regedit converts it with the ANSI code page), and is widened to
+//!   UTF-16LE, with a terminator added if it has none, as regedit does; every other kind of
+//!   data is taken byte for byte.
+//! - A value line belongs to the `[KEY]` above it: one before any key line, or after a
+//!   `[-KEY]`, is an error (regedit ignores it).
 //!
 //! Where regedit skips a malformed line and goes on, an import refuses the whole file with an
 //! error naming the file, the line and what is wrong ([`Error::RegSyntax`]); a change the

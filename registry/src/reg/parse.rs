@@ -306,7 +306,7 @@ impl Parser {
         let eight_bit = self.format.header == RegHeader::Regedit4
             && (ty == ValueType::EXPAND_SZ || ty == ValueType::MULTI_SZ);
         let data = if eight_bit {
-            widen(&self.data, self.format.encoding.eight_bit()).map_err(|r| fault(line, r))?
+            widen(&self.data)
         } else {
             self.data.as_slice().to_vec()
         };

@@ -16,15 +16,6 @@ pub enum RegEncoding {
 }
 
 impl RegEncoding {
-    /// The encoding of a `REGEDIT4` file's 8-bit REG_EXPAND_SZ and REG_MULTI_SZ data: the
-    /// file's own if it is 8-bit, else Windows-1252.
-    pub(crate) fn eight_bit(self) -> RegEncoding {
-        match self {
-            RegEncoding::Utf8 => RegEncoding::Utf8,
-            RegEncoding::Utf16Le | RegEncoding::Windows1252 => RegEncoding::Windows1252,
-        }
-    }
-
     /// The byte order mark an export starts with.
     pub(crate) fn bom(self) -> &'static [u8] {
         match self {
@@ -260,43 +251,34 @@ pub(crate) fn encode(text: &str, encoding: RegEncoding, out: &mut Vec<u8>) -> u6
     }
 }
 
-/// REGEDIT4's 8-bit REG_EXPAND_SZ or REG_MULTI_SZ data, in `eight_bit`, widened to
-/// UTF-16LE as regedit widens it: a terminator is added if the data has none.
-pub(crate) fn widen(data: &[u8], eight_bit: RegEncoding) -> Result<Vec<u8>, &'static str> {
-    let text: std::borrow::Cow<'_, str> = match eight_bit {
-        RegEncoding::Utf8 => std::str::from_utf8(data)
-            .map_err(|_| "8-bit REGEDIT4 string data that is not valid UTF-8")?
-            .into(),
-        RegEncoding::Utf16Le | RegEncoding::Windows1252 => {
-            data.iter().map(|&b| windows_1252_char(b)).collect()
-        }
-    };
-    let mut wide: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+/// REGEDIT4's 8-bit REG_EXPAND_SZ or REG_MULTI_SZ data widened to UTF-16LE as regedit
+/// widens it: from Windows-1252 whatever the file's own encoding (regedit converts it with
+/// the ANSI code page), with a terminator added if the data has none.
+pub(crate) fn widen(data: &[u8]) -> Vec<u8> {
+    let mut wide = Vec::with_capacity(data.len() * 2 + 2);
+    let units = data.iter().map(|&b| windows_1252_char(b) as u16);
+    wide.extend(units.flat_map(u16::to_le_bytes));
     if data.last().is_some_and(|&last| last != 0) {
         wide.extend_from_slice(&[0, 0]);
     }
-    Ok(wide)
+    wide
 }
 
-/// UTF-16LE REG_EXPAND_SZ or REG_MULTI_SZ data narrowed to `eight_bit` for a `REGEDIT4`
+/// UTF-16LE REG_EXPAND_SZ or REG_MULTI_SZ data narrowed to Windows-1252 for a `REGEDIT4`
 /// file, as regedit narrows it (a trailing odd byte dropped, what does not convert as `?`),
 /// and whether that is exact: whether importing it gives `data` back.
-pub(crate) fn narrow(data: &[u8], eight_bit: RegEncoding) -> (Vec<u8>, bool) {
+pub(crate) fn narrow(data: &[u8]) -> (Vec<u8>, bool) {
     let units = data
         .chunks_exact(2)
         .map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
     let mut exact = data.is_empty() || (data.len().is_multiple_of(2) && data.ends_with(&[0, 0]));
-    let mut text = String::with_capacity(data.len() / 2);
+    let mut out = Vec::with_capacity(data.len() / 2);
     for decoded in char::decode_utf16(units) {
-        let c = decoded.unwrap_or_else(|_| {
+        let byte = decoded.ok().and_then(windows_1252_byte).unwrap_or_else(|| {
             exact = false;
-            '?'
+            b'?'
         });
-        text.push(c);
-    }
-    let mut out = Vec::with_capacity(text.len());
-    if encode(&text, eight_bit, &mut out) > 0 {
-        exact = false;
+        out.push(byte);
     }
     (out, exact)
 }
@@ -379,16 +361,17 @@ mod tests {
                 .flat_map(u16::to_le_bytes)
                 .collect::<Vec<u8>>()
         };
-        let cp = RegEncoding::Windows1252;
-        assert_eq!(widen(b"%A%\0", cp).unwrap(), wide("%A%\0"));
-        assert_eq!(widen(b"%A%", cp).unwrap(), wide("%A%\0"));
-        assert_eq!(widen(b"", cp).unwrap(), wide(""));
-        assert_eq!(widen(b"\xe9\0", cp).unwrap(), wide("\u{e9}\0"));
-        assert!(widen(b"\xe9\0", RegEncoding::Utf8).is_err());
-        assert_eq!(narrow(&wide("a\0b\0\0"), cp), (b"a\0b\0\0".to_vec(), true));
-        assert_eq!(narrow(&wide(""), cp), (Vec::new(), true));
-        assert_eq!(narrow(&wide("ab"), cp), (b"ab".to_vec(), false));
-        assert_eq!(narrow(&wide("\u{3b1}\0"), cp), (b"?\0".to_vec(), false));
-        assert_eq!(narrow(&[b'a', 0, 0, 0, 7], cp), (b"a\0".to_vec(), false));
+        assert_eq!(widen(b"%A%\0"), wide("%A%\0"));
+        assert_eq!(widen(b"%A%"), wide("%A%\0"));
+        assert_eq!(widen(b""), wide(""));
+        assert_eq!(widen(b"\xe9\x80\0"), wide("\u{e9}\u{20ac}\0"));
+        assert_eq!(narrow(&wide("a\0b\0\0")), (b"a\0b\0\0".to_vec(), true));
+        assert_eq!(narrow(&wide("")), (Vec::new(), true));
+        assert_eq!(narrow(&wide("ab")), (b"ab".to_vec(), false));
+        assert_eq!(
+            narrow(&wide("\u{3b1}\u{20ac}\0")),
+            (b"?\x80\0".to_vec(), false)
+        );
+        assert_eq!(narrow(&[b'a', 0, 0, 0, 7]), (b"a\0".to_vec(), false));
     }
 }

@@ -153,7 +153,7 @@ impl<W: Write> RegWriter<W> {
             && (value.ty == ValueType::EXPAND_SZ || value.ty == ValueType::MULTI_SZ);
         let (narrowed, exact);
         let data = if eight_bit {
-            (narrowed, exact) = narrow(&value.data, self.format.encoding.eight_bit());
+            (narrowed, exact) = narrow(&value.data);
             &narrowed
         } else {
             exact = true;
