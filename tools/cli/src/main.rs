@@ -10,6 +10,7 @@ mod format;
 mod history;
 mod progress;
 mod recovery;
+mod reg;
 mod store_dir;
 
 use store_dir::Ctx;
@@ -105,6 +106,10 @@ enum Command {
         #[command(subcommand)]
         command: Option<LayersCommand>,
     },
+    /// Apply a .reg file (regedit's format) as one transaction: all of it or nothing.
+    Import(reg::ImportArgs),
+    /// Write a key's subtree as a .reg file, as regedit exports it.
+    Export(reg::ExportArgs),
     /// Run the benchmark workloads (W1–W5 of WORKLOADS.md, backup and restore) on a scratch store.
     Bench(bench::BenchArgs),
 }
@@ -251,6 +256,8 @@ fn main() -> ExitCode {
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),
             Command::Layers { command } => commands::layers(&ctx, command.as_ref()),
+            Command::Import(args) => reg::import(&ctx, &args),
+            Command::Export(args) => reg::export(&ctx, &args),
             Command::Bench(args) => bench::run(&ctx.dir, &args),
         }
     });
