@@ -35,6 +35,7 @@ fn apply(store: &Store, file: RegFile, source_name: &str) -> Result<ImportReport
         seq: 0,
     };
     let mut tx = store.transaction();
+    tx.reserve(file.ops.len());
     // The line of each intent, by its index in the transaction: one intent per op.
     let mut lines: Vec<u64> = Vec::with_capacity(file.ops.len());
     let mut journal_bytes = 0;
@@ -75,7 +76,7 @@ fn add(
             report.trees_deleted += 1;
         }
         RegOp::SetValue { name, value, .. } => {
-            tx.set_value_at(&current(key), &name, value)?;
+            tx.set_value_at(&current(key), name, value)?;
             report.values_set += 1;
         }
         RegOp::DeleteValue { name, .. } => {

@@ -104,7 +104,7 @@ fn parse_text(input: &[u8]) -> Result<RegFile, Fault> {
     })?;
     let mut parser = Parser {
         format: RegFormat { header, encoding },
-        ops: Vec::new(),
+        ops: Vec::with_capacity(ops_estimate(text)),
         section: Section::None,
         data: Vec::new(),
         text: String::new(),
@@ -124,6 +124,23 @@ fn parse_text(input: &[u8]) -> Result<RegFile, Fault> {
         format: parser.format,
         ops: parser.ops,
     })
+}
+
+/// The shortest line that is a change (`@=-` and its line end) in bytes of the file.
+const OP_LINE_MIN_BYTES: usize = 4;
+/// How many changes the list makes room for before it grows, at most: a large file is
+/// mostly lines that are changes, and growing the list by doublings copies it each time
+/// (most of an import's time went into faulting in those copies), but room is not made for
+/// more than this however many line ends the file holds.
+const OPS_RESERVED_MAX: usize = 16 << 20;
+
+/// About how many changes `text` holds: its line ends (a byte count, so a UTF-16 file's
+/// too), bounded.
+fn ops_estimate(text: &[u8]) -> usize {
+    let line_ends = text.iter().filter(|&&b| b == b'\n').count();
+    line_ends
+        .min(text.len() / OP_LINE_MIN_BYTES)
+        .min(OPS_RESERVED_MAX)
 }
 
 fn header(line: &str) -> Option<RegHeader> {

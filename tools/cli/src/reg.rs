@@ -66,12 +66,17 @@ pub(crate) fn import(ctx: &Ctx, args: &ImportArgs) -> Result<(), Failure> {
 /// The file, or stdin, whole; more than REG_FILE_MAX_BYTES is refused by the import, so no
 /// more than one byte past it is read.
 fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
-    let mut input = Vec::new();
     let limit = REG_FILE_MAX_BYTES + 1;
+    let mut input = Vec::new();
     let read = if file == STDIO {
         io::stdin().lock().take(limit).read_to_end(&mut input)
     } else {
-        File::open(file).and_then(|f| f.take(limit).read_to_end(&mut input))
+        File::open(file).and_then(|f| {
+            // Sized up front: growing by doublings copies a large file several times.
+            let len = f.metadata()?.len().min(limit);
+            input.reserve_exact(usize::try_from(len).unwrap_or(0));
+            f.take(limit).read_to_end(&mut input)
+        })
     };
     read.map_err(|e| fail(format!("reading {file}: {e}")))?;
     Ok(input)
