@@ -43,8 +43,10 @@
 //! length, unpaired surrogates, a line break) is written as `hex(1):`, where regedit would
 //! cut it at its first NUL. Only the effective value of each name is written (layers are not
 //! part of a `.reg` file), and every key is read through the caller's access checks, at one
-//! snapshot. Links are followed, as regedit follows them; a link back to a key being written
-//! is an error rather than an endless file.
+//! snapshot. Links are followed, as regedit follows them (a link to a missing key is left
+//! out); a link back to a key being written is an error rather than an endless file, and so
+//! is a key or value name holding a line break, which no reader could tell from the next
+//! line ([`Error::RegUnwritable`](crate::Error::RegUnwritable)).
 
 mod export;
 mod import;
