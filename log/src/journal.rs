@@ -616,6 +616,7 @@ impl Journal {
         &self.report
     }
 
+
     /// The directory holding the segments.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -12,6 +12,7 @@ mod hive;
 mod progress;
 mod query;
 mod recovery;
+mod reg;
 mod store_dir;
 
 use store_dir::Ctx;
@@ -118,6 +119,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: Option<LayersCommand>,
     },
+    /// Apply a .reg file (regedit's format) as one transaction: all of it or nothing.
+    Import(reg::ImportArgs),
+    /// Write a key's subtree as a .reg file, as regedit exports it.
+    Export(reg::ExportArgs),
     /// Run the benchmark workloads (W1–W5 of WORKLOADS.md, backup and restore) on a scratch store.
     Bench(bench::BenchArgs),
 }
@@ -289,6 +294,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),
             Command::Layers { command } => commands::layers(&ctx, command.as_ref()),
+            Command::Import(args) => reg::import(&ctx, &args),
+            Command::Export(args) => reg::export(&ctx, &args),
             Command::Bench(args) => bench::run(&ctx.dir, &args),
         }
     })

@@ -3,6 +3,7 @@
 
 mod backup;
 mod machine;
+mod reg;
 mod secured;
 mod workloads;
 
@@ -20,7 +21,8 @@ use crate::store_dir::{Failure, fail};
 pub(crate) struct BenchArgs {
     /// w1, w2, w3, w3s (W3 with 3 layers and 4 ACEs a key, beside plain W3), w4, w5, backup
     /// (backup and restore of a subtree holding the whole data set, beside a copy of the
-    /// journal) or all (W2–W5 load the data set first, as W1 does; backup loads its own store)
+    /// journal), reg (.reg export and import of a subtree holding the data set) or all
+    /// (W2–W5 load the data set first, as W1 does; backup and reg load their own stores)
     #[arg(long, default_value = "all")]
     workload: String,
     /// Seconds each W2 run lasts
@@ -131,10 +133,10 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
-    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5", "backup"];
+    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5", "backup", "reg"];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, backup or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, backup, reg or all)",
             args.workload
         )));
     }
@@ -166,11 +168,16 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let mut report = Report {
         figures: Vec::new(),
     };
-    if selected != "backup" {
+    if selected != "backup" && selected != "reg" {
         w1_to_w5(&scratch.dir, &data, args, sync, &wants, &mut report)?;
     }
     if wants("backup") {
         backup::backup_restore(&scratch.dir.join("backup"), &data, &mut report)?;
+    }
+    if wants("reg") {
+        let dir = scratch.dir.join("reg");
+        std::fs::create_dir_all(&dir)?;
+        reg::export_import(&dir, &data, &mut report)?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
