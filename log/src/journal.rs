@@ -435,6 +435,12 @@ impl Journal {
         &self.report
     }
 
+    /// The capacity of an ordinary segment (a transaction larger than that gets one sized to
+    /// it).
+    pub fn segment_size_bytes(&self) -> u64 {
+        self.segment_size_bytes
+    }
+
     /// The directory holding the segments.
     pub fn dir(&self) -> &Path {
         &self.dir

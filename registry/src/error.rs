@@ -355,6 +355,64 @@ pub enum Error {
         what: String,
     },
 
+    // --- .reg files ---
+    /// A `.reg` file is malformed; nothing was applied.
+    #[error("{file}:{line}: {reason}")]
+    RegSyntax {
+        /// The file, as the caller named it.
+        file: String,
+        /// The line (1-based).
+        line: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+
+    /// A line of a `.reg` file is longer than REG_LINE_MAX_BYTES; nothing was applied.
+    #[error("{file}:{line}: the line is {len} bytes long; REG_LINE_MAX_BYTES is {max}")]
+    RegLineTooLong {
+        /// The file.
+        file: String,
+        /// The line (1-based).
+        line: u64,
+        /// Its length in bytes of the file.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A `.reg` file is larger than REG_FILE_MAX_BYTES; nothing was read.
+    #[error("{file} is {len} bytes or more; REG_FILE_MAX_BYTES is {max}")]
+    RegFileTooLarge {
+        /// The file.
+        file: String,
+        /// Its size (or as much of it as was read).
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    /// The store refused a change of a `.reg` file; nothing was applied.
+    #[error("{file}:{line}: {source}")]
+    RegImport {
+        /// The file.
+        file: String,
+        /// The line of the change.
+        line: u64,
+        /// Why the store refused it.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A key or value that a `.reg` file cannot hold (a name with a line break, which no
+    /// reader could tell from the next line); nothing more was written.
+    #[error("cannot export {what}: {reason}")]
+    RegUnwritable {
+        /// The key, or the value and its key.
+        what: String,
+        /// Why.
+        reason: &'static str,
+    },
+
     // --- security ---
     /// A principal (a SID or a plain name) is malformed.
     #[error("invalid principal {principal:?}: {reason}")]

@@ -36,6 +36,7 @@ mod op;
 mod path;
 mod pitr;
 mod reader;
+mod reg;
 mod replay;
 mod resolver;
 mod restore;
@@ -71,6 +72,10 @@ pub use offline::{
 pub use op::AuditEvent;
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
 pub use pitr::{VerifiedFile, recover_from_backup, verify_archive_file, verify_file};
+pub use reg::{
+    ExportReport, ImportReport, REG_FILE_MAX_BYTES, REG_LINE_MAX_BYTES, RegEncoding, RegFormat,
+    RegHeader,
+};
 pub use restore::{RestoreReport, verify_backup_file};
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,

@@ -38,8 +38,41 @@ use crate::txn::{Create, Intent, LayerName, Target, rights_to_change};
 
 /// Resolves, journals, applies and commits `intents` as one transaction of `session`.
 pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Result<Seq> {
+    commit_traced(inner, session, intents, 0).map_err(|failed| failed.error)
+}
+
+/// A commit that failed: the error, and the index of the intent it came from (`None`: the
+/// journal failed), so that a caller can say which of its changes was refused (a `.reg`
+/// import names the line).
+pub(crate) struct Failed {
+    pub intent: Option<usize>,
+    pub error: Error,
+}
+
+impl From<hivelog_log::LogError> for Failed {
+    fn from(error: hivelog_log::LogError) -> Failed {
+        Failed {
+            intent: None,
+            error: error.into(),
+        }
+    }
+}
+
+/// [`commit`], naming the intent that failed. `journal_bytes` is the caller's estimate of
+/// the records the transaction writes (0: small): one too big for an ordinary segment starts
+/// in a segment of its own sized to it, rather than being resolved once, found not to fit,
+/// and resolved again.
+pub(crate) fn commit_traced(
+    inner: &Inner,
+    session: &Session,
+    intents: &[Intent],
+    journal_bytes: u64,
+) -> Result<Seq, Failed> {
     if inner.read_only {
-        return Err(Error::ReadOnly);
+        return Err(Failed {
+            intent: None,
+            error: Error::ReadOnly,
+        });
     }
     let mut builder = inner.journal.begin()?;
     let seq = builder.seq();
@@ -54,6 +87,8 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
         .sum();
     if restoring > 0 {
         builder.isolate(restoring + RESTORE_SLACK_BYTES)?;
+    } else if journal_bytes > inner.journal.segment_size_bytes() {
+        builder.isolate(journal_bytes)?;
     }
     loop {
         let mut state = StateGuard::lock(&inner.state);
@@ -71,16 +106,22 @@ pub(crate) fn commit(inner: &Inner, session: &Session, intents: &[Intent]) -> Re
             last_target: None,
             folded_name: String::new(),
         };
-        let resolved = intents.iter().try_for_each(|intent| resolver.apply(intent));
+        let resolved = intents
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, intent)| resolver.apply(intent).map_err(|error| (i, error)));
         let (changed, next_id, next_volatile_id) = (
             resolver.changed,
             resolver.next_id,
             resolver.next_volatile_id,
         );
         match resolved {
-            Err(error) => {
+            Err((i, error)) => {
                 rollback(&mut state, seq);
-                return Err(error);
+                return Err(Failed {
+                    intent: Some(i),
+                    error,
+                });
             }
             Ok(()) if !changed => {
                 rollback(&mut state, seq);
@@ -289,6 +330,10 @@ impl Resolver<'_, '_> {
             Intent::SetSecurity { target, change } => self.set_security(target, change),
             Intent::CreateLayer { name, precedence } => self.create_layer(name, *precedence),
             Intent::DropLayer { name } => self.drop_layer(name),
+            Intent::IfExists(change) => match self.apply(change) {
+                Err(Error::KeyNotFound { .. } | Error::ValueNotFound { .. }) => Ok(()),
+                applied => applied,
+            },
             Intent::Restore {
                 target,
                 backup,

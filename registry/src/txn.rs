@@ -139,6 +139,11 @@ pub(crate) enum Intent {
         event: AuditEvent,
         source: String,
     },
+    /// A deletion, or nothing if the key or value it deletes is not there (a `.reg` file's
+    /// `[-KEY]` and `"name"=-`, which regedit does not refuse when there is nothing to
+    /// delete). Only for deletions: they fail before changing anything when their target is
+    /// missing, so dropping the error leaves the transaction as it was.
+    IfExists(Box<Intent>),
     /// An audit record (the session's privilege was checked by whoever made it).
     Audit {
         event: AuditEvent,
@@ -344,6 +349,56 @@ impl Transaction {
         Ok(self)
     }
 
+    /// Creates the key at `path` and any missing parents, and returns the one key path the
+    /// change acts on (for `HKEY_CLASSES_ROOT`, the copy chosen now), so that later changes
+    /// to the key go to the same copy: a `.reg` import's `[KEY]`.
+    pub(crate) fn create_key_resolved(&mut self, path: &str) -> Result<Arc<KeyPath>> {
+        let path = self.path_for(path, true)?;
+        let options = Arc::new(Create::default());
+        self.intents.push(Intent::CreateKey {
+            path: path.clone(),
+            options,
+        });
+        Ok(path)
+    }
+
+    /// Deletes the key at `path` and everything below it, if there is such a key.
+    pub(crate) fn delete_tree_if_exists(&mut self, path: &str) -> Result<&mut Transaction> {
+        let change = Intent::DeleteTree(Target::Path(self.path(path)?));
+        self.intents.push(Intent::IfExists(Box::new(change)));
+        Ok(self)
+    }
+
+    /// Sets value `name` of the key at `path` in `base` to `value`, taken as it is (the
+    /// public `set_value` copies what it is given).
+    pub(crate) fn set_value_at(
+        &mut self,
+        path: &Arc<KeyPath>,
+        name: &str,
+        value: Value,
+    ) -> Result<&mut Transaction> {
+        let target = Target::Path(path.clone());
+        let intent = value_intent(&self.inner, target, None, name, value)?;
+        self.intents.push(intent);
+        Ok(self)
+    }
+
+    /// Deletes value `name` of the key at `path` from `base`, if it is there.
+    pub(crate) fn delete_value_if_exists(
+        &mut self,
+        path: &Arc<KeyPath>,
+        name: &str,
+    ) -> Result<&mut Transaction> {
+        check_value_name(name)?;
+        let change = Intent::DeleteValue {
+            target: Target::Path(path.clone()),
+            layer: None,
+            name: name.to_string(),
+        };
+        self.intents.push(Intent::IfExists(Box::new(change)));
+        Ok(self)
+    }
+
     /// Adds an intent made elsewhere in the crate (an audit record).
     pub(crate) fn push_intent(&mut self, intent: Intent) {
         self.intents.push(intent);
@@ -364,6 +419,13 @@ impl Transaction {
     /// committed sequence number is returned.
     pub fn commit(self) -> Result<Seq> {
         crate::resolver::commit(&self.inner, &self.session, &self.intents)
+    }
+
+    /// [`Transaction::commit`], naming the change that failed by its index in the order
+    /// the changes were added. `journal_bytes` estimates the records it writes (see
+    /// `resolver::commit_traced`).
+    pub(crate) fn commit_traced(self, journal_bytes: u64) -> Result<Seq, crate::resolver::Failed> {
+        crate::resolver::commit_traced(&self.inner, &self.session, &self.intents, journal_bytes)
     }
 }
 
