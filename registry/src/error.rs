@@ -417,6 +417,25 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A `.reg` file names a key outside the offline hive it is imported into.
+    #[error("key {key} is outside the hive, which stands for {mount}")]
+    OutsideHive {
+        /// The key, as the file names it.
+        key: String,
+        /// The key the hive's root stands for.
+        mount: String,
+    },
+
+    /// An offline hive stands for no key, so a `.reg` file's keys have no place in it.
+    #[error(
+        "the hive stands for no key (its source path is {source_path:?}): give it one \
+         (OfflineHive::set_source_path, or hivelog --mount KEY) to import or export .reg files"
+    )]
+    HiveUnmounted {
+        /// What the hive's file says it came from.
+        source_path: String,
+    },
+
     // --- security ---
     /// A principal (a SID or a plain name) is malformed.
     #[error("invalid principal {principal:?}: {reason}")]

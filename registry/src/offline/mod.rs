@@ -18,6 +18,7 @@
 
 mod key;
 mod load;
+mod reg;
 mod save;
 mod tree;
 

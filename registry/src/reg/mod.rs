@@ -61,7 +61,9 @@ use hivelog_log::Seq;
 use crate::error::Result;
 use crate::store::Store;
 
+pub(crate) use parse::{RegFile, RegOp, parse};
 pub use text::RegEncoding;
+pub(crate) use write::RegWriter;
 
 /// The largest `.reg` file an import reads.
 pub const REG_FILE_MAX_BYTES: u64 = 1 << 30;
