@@ -616,7 +616,6 @@ impl Journal {
         &self.report
     }
 
-
     /// The directory holding the segments.
     pub fn dir(&self) -> &Path {
         &self.dir

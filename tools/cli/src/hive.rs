@@ -11,6 +11,7 @@ use hivelog::{OfflineHive, sddl};
 use crate::access::owner_change;
 use crate::commands::{Deletion, addition, deletion};
 use crate::query::{self, HiveKey};
+use crate::reg;
 use crate::store_dir::{Failure, fail, os_principal};
 use crate::{AclCommand, Command};
 
@@ -80,6 +81,24 @@ pub(crate) fn run(ctx: &HiveCtx<'_>, name: &str, command: Command) -> Result<(),
         Command::Owner { key, principal } => {
             let change = owner_change(&principal)?;
             edit(ctx, false, |hive| hive.set_security(&key, &change))
+        }
+        Command::Import(args) => {
+            let input = reg::read_input(&args.file)?;
+            let mut report = None;
+            edit(ctx, true, |hive| {
+                report = Some(hive.import_reg(&input, &args.file)?);
+                Ok(())
+            })?;
+            let report = report.expect("a saved import has its report");
+            reg::print_import(&args.file, &report, None);
+            Ok(())
+        }
+        Command::Export(args) => {
+            reg::check_target(&args)?;
+            let hive = load(ctx, false)?;
+            reg::write_export(&args, &mut |format, out| {
+                hive.export_reg(&args.key, format, out)
+            })
         }
         _ => Err(fail(format!(
             "{name} works on a store, not on a hive file (--hive): add, query, delete, import, \

@@ -2,12 +2,11 @@
 //! writes them.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use hivelog::{ExportReport, REG_FILE_MAX_BYTES, RegEncoding, RegFormat, RegHeader, Store};
-use tempfile::NamedTempFile;
+use hivelog::{ExportReport, ImportReport, REG_FILE_MAX_BYTES, RegEncoding, RegFormat, RegHeader};
 
 use crate::store_dir::{Ctx, Failure, check_path, fail, open_read, open_write};
 
@@ -51,21 +50,25 @@ pub(crate) fn import(ctx: &Ctx, args: &ImportArgs) -> Result<(), Failure> {
     let input = read_input(&args.file)?;
     let store = open_write(ctx)?;
     let report = store.import_reg(&input, &args.file)?;
-    println!(
-        "imported {}: {} keys, {} values set, {} values deleted, {} trees deleted (sequence number {})",
-        args.file,
-        report.keys,
-        report.values_set,
-        report.values_deleted,
-        report.trees_deleted,
-        report.seq
-    );
+    print_import(&args.file, &report, Some(report.seq));
     Ok(store.close()?)
+}
+
+/// What an import did, on one line (`seq`: the transaction, for a store).
+pub(crate) fn print_import(file: &str, report: &ImportReport, seq: Option<u64>) {
+    let mut line = format!(
+        "imported {file}: {} keys, {} values set, {} values deleted, {} trees deleted",
+        report.keys, report.values_set, report.values_deleted, report.trees_deleted,
+    );
+    if let Some(seq) = seq {
+        line.push_str(&format!(" (sequence number {seq})"));
+    }
+    println!("{line}");
 }
 
 /// The file, or stdin, whole; more than REG_FILE_MAX_BYTES is refused by the import, so no
 /// more than one byte past it is read.
-fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
     let limit = REG_FILE_MAX_BYTES + 1;
     let mut input = Vec::new();
     let read = if file == STDIO {
@@ -85,24 +88,46 @@ fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
 /// `hivelog export KEY FILE`: the subtree at one snapshot, as regedit exports it.
 pub(crate) fn export(ctx: &Ctx, args: &ExportArgs) -> Result<(), Failure> {
     check_path(ctx, &args.key)?;
-    let format = format(args);
-    let to_stdout = args.file == STDIO;
-    let target = PathBuf::from(&args.file);
-    if !to_stdout && !args.force && target.exists() {
+    check_target(args)?;
+    let store = open_read(ctx)?;
+    write_export(args, &mut |format, out| {
+        store.export_reg(&args.key, format, out)
+    })?;
+    Ok(store.close()?)
+}
+
+/// Refuses to replace an existing file without `--force`, before anything is opened.
+pub(crate) fn check_target(args: &ExportArgs) -> Result<(), Failure> {
+    let target = Path::new(&args.file);
+    if args.file != STDIO && !args.force && target.exists() {
         return Err(fail(format!(
             "{} exists; pass --force to replace it",
             target.display()
         )));
     }
-    let store = open_read(ctx)?;
+    Ok(())
+}
+
+/// Writes what `export` writes (in the format `args` asks for) to the file or stdout
+/// `args` names, and says what it wrote.
+pub(crate) fn write_export(
+    args: &ExportArgs,
+    export: &mut dyn FnMut(RegFormat, &mut dyn Write) -> hivelog::Result<ExportReport>,
+) -> Result<(), Failure> {
+    let format = format(args);
+    let to_stdout = args.file == STDIO;
+    let target = PathBuf::from(&args.file);
     let report = if to_stdout {
-        store.export_reg(&args.key, format, io::stdout().lock())?
+        export(format, &mut io::stdout().lock())?
     } else {
-        to_file(&store, &args.key, format, &target)?
+        to_file(&target, &mut |out| export(format, out))?
     };
     let mut line = format!(
         "exported {}: {} keys, {} values, {} bytes",
-        args.key, report.keys, report.values, report.bytes
+        if args.key.is_empty() { "\\" } else { &args.key },
+        report.keys,
+        report.values,
+        report.bytes
     );
     if report.lossy > 0 {
         line.push_str(&format!(
@@ -117,7 +142,7 @@ pub(crate) fn export(ctx: &Ctx, args: &ExportArgs) -> Result<(), Failure> {
     } else {
         println!("{line} to {}", target.display());
     }
-    Ok(store.close()?)
+    Ok(())
 }
 
 fn format(args: &ExportArgs) -> RegFormat {
@@ -146,18 +171,24 @@ fn encoding_name(encoding: RegEncoding) -> &'static str {
 /// Writes the export beside `target` and renames it into place once complete: a failed
 /// export leaves no partial file, and a file it replaces stays whole until then.
 fn to_file(
-    store: &Store,
-    key: &str,
-    format: RegFormat,
     target: &Path,
+    export: &mut dyn FnMut(&mut dyn Write) -> hivelog::Result<ExportReport>,
 ) -> Result<ExportReport, Failure> {
     let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     let in_dir = |e: io::Error| fail(format!("writing the export in {}: {e}", dir.display()));
-    let mut spool = NamedTempFile::new_in(dir).map_err(in_dir)?;
-    let report = store.export_reg(key, format, spool.as_file_mut())?;
+    // The file gets what creating it would give (0666 less the umask), not a temporary
+    // file's 0600; one it replaces keeps its own.
+    let permissions = std::fs::metadata(target)
+        .map(|meta| meta.permissions())
+        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut spool = tempfile::Builder::new()
+        .permissions(permissions)
+        .tempfile_in(dir)
+        .map_err(in_dir)?;
+    let report = export(spool.as_file_mut())?;
     spool.as_file().sync_all().map_err(in_dir)?;
     spool
         .persist(target)

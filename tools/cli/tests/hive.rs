@@ -302,3 +302,70 @@ fn hive_options_are_checked_as_usage() {
     assert!(error(&hive, &["--mount", r"Nowhere\X", "add", "A"]).contains("Nowhere"));
     assert!(!hive.exists());
 }
+
+#[test]
+fn a_hive_imports_and_exports_reg_files_under_its_mount() {
+    let store = Store::new();
+    store.set(APP, "Color", "REG_SZ", "blue");
+    store.set(&format!(r"{APP}\Sub"), "Size", "REG_DWORD", "7");
+    let exported = store.tmp.path().join("app.reg");
+    store.ok(&["export", APP, arg(&exported)]);
+
+    // A new hive stands for no key until --mount names one.
+    let hive = store.tmp.path().join("app.hive");
+    let message = error(&hive, &["import", arg(&exported)]);
+    assert!(
+        message.contains("stands for no key") && message.contains("--mount"),
+        "{message}"
+    );
+    assert!(!hive.exists(), "a refused import creates no file");
+    let out = ok(&hive, &["--mount", APP, "import", arg(&exported)]);
+    assert_eq!(
+        out,
+        format!(
+            "imported {}: 2 keys, 2 values set, 0 values deleted, 0 trees deleted\n",
+            arg(&exported)
+        )
+    );
+
+    // Exported again it is the store's file, byte for byte.
+    let again = store.tmp.path().join("again.reg");
+    ok(&hive, &["export", "", arg(&again)]);
+    assert_eq!(read(&again), read(&exported));
+    let run = on_hive(&hive, &["export", "Sub", "-", "--encoding", "utf8"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(
+        run.stderr, "exported Sub: 1 keys, 1 values, 112 bytes\n",
+        "the summary goes to stderr"
+    );
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Windows Registry Editor Version 5.00\r\n\r\n[{APP_PATH}\\Sub]\r\n\"Size\"=dword:00000007\r\n\r\n"
+        )
+    );
+
+    // A key outside the mount names its line; the hive file is kept as it was.
+    let before = read(&hive);
+    let outside = store.tmp.path().join("outside.reg");
+    write(
+        &outside,
+        b"Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\Software\\Other]\r\n\"X\"=dword:00000001\r\n",
+    );
+    let message = error(&hive, &["import", arg(&outside)]);
+    assert!(
+        message.starts_with(&format!(
+            "{}:3: key HKEY_LOCAL_MACHINE\\Software\\Other is outside the hive",
+            arg(&outside)
+        )),
+        "{message}"
+    );
+    assert_eq!(read(&hive), before);
+
+    // And the store takes the hive back as a backup.
+    store.ok(&["restore", r"HKLM\Software\Copy", arg(&hive)]);
+    assert_eq!(
+        store.ok(&["query", r"HKLM\Software\Copy\Sub"]),
+        "\nHKEY_LOCAL_MACHINE\\Software\\Copy\\Sub\n    Size    REG_DWORD    0x7\n"
+    );
+}
