@@ -491,13 +491,13 @@ impl Resolver<'_, '_> {
             .unwrap_or_default();
         // As for journaled keys: a key created by this transaction reports its creation only.
         let created =
-            |event: &WatchEvent| event.kind == WatchEventKind::KeyCreated && event.path == path;
+            |event: &WatchEvent| event.kind == WatchEventKind::KeyCreated && *event.path == *path;
         if kind == WatchEventKind::SecurityChanged && self.volatile_events.iter().any(created) {
             return;
         }
         self.volatile_events.push(WatchEvent {
             seq: self.seq,
-            path,
+            path: path.into(),
             kind,
         });
     }
@@ -716,8 +716,8 @@ impl Resolver<'_, '_> {
         };
         let stored = if self.attrs(node).is_volatile() {
             let kind = WatchEventKind::ValueSet {
-                layer: self.state.layers.name_at(layer, self.seq),
-                name: written.to_string(),
+                layer: self.state.layers.name_at(layer, self.seq).into(),
+                name: written.as_ref().into(),
             };
             self.volatile_event(node, kind);
             let slot = self.state.volatile.push(&written, value.clone())?;
@@ -773,8 +773,8 @@ impl Resolver<'_, '_> {
         };
         if self.attrs(node).is_volatile() {
             let kind = WatchEventKind::ValueDeleted {
-                layer: self.state.layers.name_at(layer_id, self.seq),
-                name: self.written_name(existing, &folded)?,
+                layer: self.state.layers.name_at(layer_id, self.seq).into(),
+                name: self.written_name(existing, &folded)?.into(),
             };
             self.volatile_event(node, kind);
         } else {

@@ -53,7 +53,7 @@ fn assert_quiet(watch: &Watch) {
 fn event(seq: Seq, path: &str, kind: WatchEventKind) -> WatchEvent {
     WatchEvent {
         seq,
-        path: path.to_string(),
+        path: path.into(),
         kind,
     }
 }

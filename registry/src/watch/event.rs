@@ -1,6 +1,7 @@
 //! Events: what a committed transaction did, key by key, and which watches want each.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use hivelog_index::fold::fold;
 use hivelog_log::{Rejected, Seq, TxnView};
@@ -20,16 +21,16 @@ pub enum WatchEventKind {
     /// A value of the key was set in a layer.
     ValueSet {
         /// The layer.
-        layer: String,
+        layer: Arc<str>,
         /// The value's name.
-        name: String,
+        name: Arc<str>,
     },
     /// A value of the key was deleted from a layer.
     ValueDeleted {
         /// The layer.
-        layer: String,
+        layer: Arc<str>,
         /// The value's name.
-        name: String,
+        name: Arc<str>,
     },
     /// The key's security descriptor changed.
     SecurityChanged,
@@ -39,7 +40,7 @@ pub enum WatchEventKind {
     /// lost values).
     LayerDropped {
         /// The layer.
-        layer: String,
+        layer: Arc<str>,
     },
     /// The watch's queue could not take the events that followed `rescan_from`: they are
     /// lost to this watch, which has every event through `rescan_from`. Rescan the watched
@@ -57,8 +58,9 @@ pub struct WatchEvent {
     /// The transaction.
     pub seq: Seq,
     /// The key, named as it was at `seq` (`Machine\Software\App`); a deleted key as it was
-    /// before. Empty for LayerDropped; the watched key for Overflow.
-    pub path: String,
+    /// before. Empty for LayerDropped; the watched key for Overflow. Shared: every watch
+    /// that reports an event holds the same text.
+    pub path: Arc<str>,
     /// What changed.
     pub kind: WatchEventKind,
 }
@@ -133,14 +135,25 @@ pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>,
             HistoryOp::ClearSubtree { path } => (path, WatchEventKind::SubtreeRestored),
             HistoryOp::SetValue {
                 path, layer, name, ..
-            } => (path, WatchEventKind::ValueSet { layer, name }),
-            HistoryOp::DeleteValue { path, layer, name } => {
-                (path, WatchEventKind::ValueDeleted { layer, name })
-            }
+            } => (
+                path,
+                WatchEventKind::ValueSet {
+                    layer: layer.into(),
+                    name: name.into(),
+                },
+            ),
+            HistoryOp::DeleteValue { path, layer, name } => (
+                path,
+                WatchEventKind::ValueDeleted {
+                    layer: layer.into(),
+                    name: name.into(),
+                },
+            ),
             HistoryOp::SetSecurity { path, .. } => (path, WatchEventKind::SecurityChanged),
-            HistoryOp::DropLayer { name } => {
-                (String::new(), WatchEventKind::LayerDropped { layer: name })
-            }
+            HistoryOp::DropLayer { name } => (
+                String::new(),
+                WatchEventKind::LayerDropped { layer: name.into() },
+            ),
             HistoryOp::MarkLink { .. }
             | HistoryOp::SetClass { .. }
             | HistoryOp::CreateLayer { .. }
@@ -148,7 +161,7 @@ pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>,
         };
         let change = Change::new(WatchEvent {
             seq: txn.seq,
-            path,
+            path: path.into(),
             kind,
         });
         let folded = &change.folded;

@@ -185,7 +185,7 @@ fn offer(watcher: &mut Watcher, seq: Seq, changes: &[Change]) {
     watcher.overflowed = true;
     let overflow = WatchEvent {
         seq,
-        path: watcher.scope.path.clone(),
+        path: watcher.scope.path.as_str().into(),
         kind: WatchEventKind::Overflow {
             rescan_from: watcher.complete,
         },

@@ -5,6 +5,7 @@ mod backup;
 mod machine;
 mod reg;
 mod secured;
+mod watch;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -133,10 +134,12 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
-    let known = ["all", "w1", "w2", "w3", "w3s", "w4", "w5", "backup", "reg"];
+    let known = [
+        "all", "w1", "w2", "w3", "w3s", "w4", "w5", "watch", "backup", "reg",
+    ];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, backup, reg or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, watch, backup, reg or all)",
             args.workload
         )));
     }
@@ -219,6 +222,9 @@ fn w1_to_w5(
             workloads::w2_durable_commits(&store_dir, data, t, args.seconds, sync, report)?;
         }
         summarize_w2(report);
+    }
+    if wants("watch") {
+        watch::w2_watched(&store_dir, data, args.seconds, sync, report)?;
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub(crate) fn thread_count(threads: usize) -> String {
     }
 }
 
-fn micros(nanos: u64) -> f64 {
+pub(crate) fn micros(nanos: u64) -> f64 {
     nanos as f64 / 1000.0
 }
 
@@ -385,35 +385,23 @@ pub(crate) fn ceiling(dir: &Path, report: &mut Report) -> Result<(), Failure> {
 
 /// W2: one value overwritten per transaction, each durable when it returns (by `sync`), for
 /// `seconds`, on `threads` threads.
-pub(crate) fn w2_durable_commits(
-    dir: &Path,
+/// W2's writers: `threads` of them for `seconds`, each committing one changed value per
+/// transaction, calling `committed` with each sequence number as its commit returns.
+/// Returns every commit's latency (ns) and the time the run took.
+pub(crate) fn w2_writers(
+    store: &Store,
     data: &Dataset,
     threads: usize,
     seconds: u64,
-    sync: SyncPolicy,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let store = Store::open(
-        dir,
-        Options {
-            sync,
-            ..Options::default()
-        },
-    )?;
+    label: &'static str,
+    committed: &(dyn Fn(u64) + Sync),
+) -> Result<(Vec<u64>, Duration), Failure> {
     let deadline = Duration::from_secs(seconds);
-    let bar = progress(
-        seconds,
-        if threads == 1 {
-            "W2 durable, 1 thread"
-        } else {
-            "W2 durable, threads"
-        },
-    );
+    let bar = progress(seconds, label);
     let start = Instant::now();
     let results: Vec<Result<Vec<u64>, Failure>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let store = &store;
                 scope.spawn(move || {
                     let mut rng = SplitMix64::new(0x2222 + t as u64);
                     let mut latencies = Vec::new();
@@ -429,8 +417,9 @@ pub(crate) fn w2_durable_commits(
                         let begun = Instant::now();
                         let mut tx = store.transaction();
                         tx.set_value(&path, spec.registry_name(), &value)?;
-                        tx.commit()?;
+                        let seq = tx.commit()?;
                         latencies.push(begun.elapsed().as_nanos() as u64);
+                        committed(seq);
                     }
                     Ok(latencies)
                 })
@@ -454,6 +443,30 @@ pub(crate) fn w2_durable_commits(
     for result in results {
         latencies.extend(result?);
     }
+    Ok((latencies, elapsed))
+}
+
+pub(crate) fn w2_durable_commits(
+    dir: &Path,
+    data: &Dataset,
+    threads: usize,
+    seconds: u64,
+    sync: SyncPolicy,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let store = Store::open(
+        dir,
+        Options {
+            sync,
+            ..Options::default()
+        },
+    )?;
+    let label = if threads == 1 {
+        "W2 durable, 1 thread"
+    } else {
+        "W2 durable, threads"
+    };
+    let (mut latencies, elapsed) = w2_writers(&store, data, threads, seconds, label, &|_| {})?;
     latencies.sort_unstable();
     let rate = latencies.len() as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
