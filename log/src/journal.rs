@@ -60,6 +60,9 @@ pub struct JournalOptions {
     pub sync: SyncPolicy,
     /// Open without writing anything; takes a shared lock.
     pub read_only: bool,
+    /// With `read_only`: take no lock at all, and follow the transactions the store's writer
+    /// (another process) commits, through [`Journal::follow`].
+    pub follow: bool,
     /// On corruption keep the valid prefix and move the rest aside instead of failing.
     pub salvage: bool,
     /// The file system (the real one unless a test substitutes a simulated one).
@@ -72,6 +75,7 @@ impl Default for JournalOptions {
             segment_size_bytes: SEGMENT_SIZE_DEFAULT_BYTES,
             sync: SyncPolicy::Always,
             read_only: false,
+            follow: false,
             salvage: false,
             vfs: Arc::new(OsVfs),
         }
@@ -137,6 +141,13 @@ impl JournalOptions {
     fn validate(&self) -> Result<(), LogError> {
         check_segment_size(self.segment_size_bytes)?;
         check_sync_policy(self.sync)?;
+        if self.follow && !self.read_only {
+            return Err(LogError::InvalidOption {
+                name: "follow",
+                value: 1,
+                reason: "a follower reads only: it needs read_only",
+            });
+        }
         if self.salvage && self.read_only {
             return Err(LogError::InvalidOption {
                 name: "salvage",
@@ -225,13 +236,17 @@ impl Journal {
                 .map_err(|e| LogError::io("create", &dir, e))?;
         }
         let lock_path = store_dir.join(LOCK_FILE);
-        let store_lock = vfs
-            .try_lock(&lock_path, !options.read_only)
-            .map_err(|e| LogError::io("lock", &lock_path, e))?
-            .ok_or_else(|| LogError::Locked {
-                path: store_dir.to_path_buf(),
-                lock: lock_path.clone(),
-            })?;
+        // A follower takes no lock: the writer it follows holds the store's.
+        let store_lock: Box<dyn LockGuard> = if options.follow {
+            Box::new(NoLock)
+        } else {
+            vfs.try_lock(&lock_path, !options.read_only)
+                .map_err(|e| LogError::io("lock", &lock_path, e))?
+                .ok_or_else(|| LogError::Locked {
+                    path: store_dir.to_path_buf(),
+                    lock: lock_path.clone(),
+                })?
+        };
         let recovered = recovery::recover(
             &recovery::Context {
                 vfs: &*vfs,
@@ -274,6 +289,76 @@ impl Journal {
             journal.set_sync_policy(options.sync)?;
         }
         Ok(journal)
+    }
+
+    /// For a journal opened with `follow`: reads what the store's writer has committed since
+    /// the open (or the last call), verifying every record and handing each transaction to
+    /// `replay`, and returns the last sequence number read. A transaction still being
+    /// written, or a segment still being created, is left for a later call.
+    pub fn follow(
+        &self,
+        replay: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+    ) -> Result<Seq, LogError> {
+        assert!(self.read_only, "only a read-only journal follows a writer");
+        let mut writer = lock(&self.writer);
+        loop {
+            let last = read_lock(&self.segments)
+                .last()
+                .cloned()
+                .expect("an open journal has a segment");
+            let corrupt = |offset, seq, reason| LogError::Corrupt {
+                segment: last.name().to_string(),
+                offset,
+                seq,
+                reason,
+            };
+            let bytes = last.mapping();
+            let start = last.published().max(HEADER_BYTES);
+            let mut next = writer.next_seq;
+            let number = last.number() as u32;
+            let tail = scan::scan_segment_from(number, bytes, start, Seq::MAX, &mut next, replay)
+                .map_err(|fault| corrupt(fault.offset, fault.seq, fault.reason))?;
+            writer.next_seq = next;
+            match tail {
+                scan::Tail::End(End::Stopped { cut, .. }) => {
+                    last.publish(cut);
+                    return Ok(next - 1);
+                }
+                scan::Tail::End(End::Sealed { data_end }) => {
+                    last.publish(data_end + frame::frame_bytes(recovery::seal_body_bytes()));
+                    let Some(successor) = self.successor(&last, next)? else {
+                        return Ok(next - 1);
+                    };
+                    write_lock(&self.segments).push(Arc::new(successor));
+                }
+                scan::Tail::Reached { .. } => unreachable!("no sequence number exceeds Seq::MAX"),
+            }
+        }
+    }
+
+    /// The segment after `last` if its writer has created it (header written), for `follow`.
+    fn successor(&self, last: &Segment, first_seq: Seq) -> Result<Option<Segment>, LogError> {
+        let name = crate::segment::file_name(first_seq);
+        let path = self.dir.join(&name);
+        let mut segment = match Segment::open(&*self.vfs, &self.dir, &name, false) {
+            Ok(segment) => segment,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(LogError::io("open", &path, error)),
+        };
+        // Still being created: its header (written after the file is sized) is not there yet.
+        let Ok(header) = Header::decode(segment.contents()) else {
+            return Ok(None);
+        };
+        if header.number != last.number() + 1 || header.first_seq != first_seq {
+            return Err(LogError::Corrupt {
+                segment: name,
+                offset: 0,
+                seq: Some(first_seq),
+                reason: "the segment that follows a sealed one does not continue it".into(),
+            });
+        }
+        segment.set_recovered(header, HEADER_BYTES);
+        Ok(Some(segment))
     }
 
     /// The capacity of a new ordinary segment (a transaction larger than that gets one sized
@@ -739,6 +824,11 @@ pub struct TailCursor {
     segment: u64,
     offset: u64,
 }
+
+/// What a follower holds in place of the store lock.
+struct NoLock;
+
+impl LockGuard for NoLock {}
 
 fn read_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -373,7 +373,7 @@ fn tail_of_last(
     })
 }
 
-fn seal_body_bytes() -> u64 {
+pub(crate) fn seal_body_bytes() -> u64 {
     frame::BODY_PREFIX_BYTES as u64 + 8
 }
 

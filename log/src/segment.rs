@@ -234,6 +234,17 @@ impl Segment {
         Some(unsafe { std::slice::from_raw_parts(self.base.add(offset as usize), len as usize) })
     }
 
+    /// The whole mapping, for a follower: past `published`, bytes another process (the
+    /// store's writer) may be writing as they are read. The scan that reads them trusts only
+    /// frames whose checksums hold and publishes only complete transactions.
+    pub(crate) fn mapping(&self) -> &[u8] {
+        // SAFETY: the mapping is `capacity` bytes long and lives as long as `self.file`. Its
+        // unpublished part may change while borrowed (the writer is another process, which
+        // Rust's aliasing rules cannot see); it is read only by the frame scan, which checks
+        // each frame's CRC before using it and keeps only committed transactions.
+        unsafe { std::slice::from_raw_parts(self.base, self.capacity as usize) }
+    }
+
     /// The payload of the Op frame at `offset` whose body is `body_len` bytes.
     pub(crate) fn op_payload(&self, offset: u32, body_len: u32) -> Option<&[u8]> {
         let body = self.bytes(u64::from(offset) + frame::HEADER_BYTES, u64::from(body_len))?;

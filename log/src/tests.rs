@@ -812,3 +812,67 @@ fn the_sync_policy_and_segment_size_change_while_open() {
     let (_, seen) = open_with(options(&after)).unwrap();
     assert_eq!(seen.last().map(|txn| txn.seq), Some(durable));
 }
+
+#[test]
+fn a_follower_reads_what_a_writer_commits_across_segments() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let options = JournalOptions {
+        segment_size_bytes: SEGMENT_SIZE_MIN_BYTES,
+        sync: SyncPolicy::Never,
+        ..JournalOptions::default()
+    };
+    let writer = Journal::open(tmp.path(), options.clone(), &mut |_| Ok(())).unwrap();
+    let mut written = Vec::new();
+    for i in 0..5 {
+        let ops = payloads(i, 1, 100);
+        written.push(expected(commit(&writer, &ops).unwrap().0, ops));
+    }
+    let mut seen = Vec::new();
+    let follow_options = JournalOptions {
+        read_only: true,
+        follow: true,
+        ..options
+    };
+    let follower = Journal::open(tmp.path(), follow_options, &mut |txn| {
+        seen.push(to_txn(txn));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, written, "the open reads what is there");
+    for i in 5..400 {
+        let ops = payloads(i, 1 + (i % 3) as usize, 400);
+        written.push(expected(commit(&writer, &ops).unwrap().0, ops));
+        if i % 37 == 0 {
+            let last = follower
+                .follow(&mut |txn| {
+                    seen.push(to_txn(txn));
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(last, i + 1);
+            assert_eq!(seen, written);
+        }
+    }
+    assert!(writer.segments().len() > 3, "the writer rolled over");
+    let last = follower
+        .follow(&mut |txn| {
+            seen.push(to_txn(txn));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(last, 400);
+    assert_eq!(seen, written);
+    assert_eq!(follower.segments().len(), writer.segments().len());
+    // A read through the follower finds a record in a segment it discovered.
+    let mut locs = Vec::new();
+    follower
+        .for_each_txn(399, 399, &mut |txn| {
+            locs.extend(txn.ops.iter().map(|op| op.loc));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        follower.with_op(locs[0], |p| p.to_vec()),
+        Some(written[398].ops[0].clone())
+    );
+}
