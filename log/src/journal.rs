@@ -253,6 +253,7 @@ impl Journal {
                 dir: &dir,
                 writable: !options.read_only,
                 salvage: options.salvage,
+                follow: options.follow,
             },
             replay,
         )?;

@@ -115,6 +115,9 @@ pub(crate) struct Context<'a> {
     pub dir: &'a Path,
     pub writable: bool,
     pub salvage: bool,
+    /// A follower, reading while the store's writer writes: past the last complete
+    /// transaction is one being written, which proves no damage.
+    pub follow: bool,
 }
 
 /// How one segment came out of the scan.
@@ -150,6 +153,7 @@ pub(crate) fn recover(
         let mut seq = next_seq.unwrap_or(1);
         let outcome = inspect(
             &mut segments[i],
+            is_last && !ctx.follow,
             is_last,
             expected_number,
             i == 0,
@@ -255,6 +259,7 @@ fn open_segments(ctx: &Context<'_>) -> Result<Vec<Segment>, LogError> {
 /// Verifies one segment: header, continuity with the previous one, every frame.
 fn inspect(
     segment: &mut Segment,
+    damage_shows: bool,
     is_last: bool,
     expected_number: u64,
     is_first: bool,
@@ -319,12 +324,9 @@ fn inspect(
                 txn_start: cut,
             });
         }
-        End::Stopped {
-            at,
-            cut,
-            invalid,
-            uncommitted,
-        } => tail_of_last(&name, bytes, at, cut, invalid, uncommitted, *next_seq)?,
+        stopped @ End::Stopped { .. } => {
+            tail_of_last(&name, bytes, stopped, *next_seq, damage_shows)?
+        }
     };
     let data_end = match outcome {
         Outcome::Sealed { end } => end,
@@ -336,17 +338,27 @@ fn inspect(
 }
 
 /// Decides whether the frames of the last segment end cleanly, in a torn tail, or in damage.
+/// `stopped` is how its frames stopped (`End::Stopped`); `damage_shows`: a later record
+/// that claims durability past the stop proves damage (not for a follower, which reads
+/// while the writer writes).
 fn tail_of_last(
     name: &str,
     bytes: &[u8],
-    at: u64,
-    cut: u64,
-    invalid: Option<&'static str>,
-    uncommitted: u32,
+    stopped: End,
     next_seq: Seq,
+    damage_shows: bool,
 ) -> Result<Outcome, Fault> {
+    let End::Stopped {
+        at,
+        cut,
+        invalid,
+        uncommitted,
+    } = stopped
+    else {
+        unreachable!("only a segment whose frames stopped has a tail");
+    };
     let dirty_end = scan::nonzero_end(bytes, at).max(at);
-    if dirty_end > at {
+    if damage_shows && dirty_end > at {
         let claim = scan::durable_claim_after(bytes, at + frame::ALIGN_BYTES, dirty_end);
         if claim > at {
             return Err(Fault {

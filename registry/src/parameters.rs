@@ -7,8 +7,8 @@
 //! flight finishes on the old value, the next one uses the new. An invalid value (wrong type,
 //! out of range) is rejected, never clamped: the value in force stays, and an audit record
 //! names the key, the rejected value and the value still in force. A value deleted brings
-//! back the default. At an open, a stored value that is invalid leaves the default in force
-//! (it was audited when it was written).
+//! back the default. An open that finds an invalid value stored puts in force the last valid
+//! one it had, as the store that rejected it kept (the rejection was audited then).
 
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -22,6 +22,7 @@ use crate::op::AuditEvent;
 use crate::reader::read_value;
 use crate::security::Caller;
 use crate::store::{Inner, Options, Session, VALUE_SIZE_LIMIT_BYTES, read_state};
+use crate::stored::Stored;
 use crate::txn::Intent;
 use crate::value::{Value, ValueType};
 use crate::watch::WATCH_QUEUE_DEPTH_MAX;
@@ -216,21 +217,54 @@ pub(crate) fn touches(intents: &[Intent]) -> bool {
     })
 }
 
+/// Where the effective value of `param` is as of `seq`.
+fn point(inner: &Inner, param: Param, seq: Seq) -> Option<Stored> {
+    let folded = hivelog_index::fold::fold(param.name());
+    let state = read_state(&inner.state);
+    state
+        .index
+        .value_by_path(PARAMETERS_FOLDED, &folded, LayerSel::Effective, seq)
+        .and_then(|point| point.value)
+}
+
+/// Most earlier versions of a parameter an open looks through for the last valid one.
+const VERSIONS_SEARCHED_MAX: usize = 64;
+
+/// The last valid value `param` had at or before `seq` (None: none, so its default), for
+/// an open that finds an invalid one stored: the value a running store kept in force.
+fn last_valid(inner: &Inner, param: Param, seq: Seq, segment: u64) -> Result<Option<u64>> {
+    let mut at = seq;
+    for _ in 0..VERSIONS_SEARCHED_MAX {
+        let Some(current) = point(inner, param, at) else {
+            return Ok(None);
+        };
+        if let Ok(value) = param.parse(&read_value(inner, current)?, segment) {
+            return Ok(Some(value));
+        }
+        // The version's own sequence number: the first at which it is the effective one.
+        let (mut before, mut since) = (0, at);
+        while since - before > 1 {
+            let mid = before + (since - before) / 2;
+            if point(inner, param, mid) == Some(current) {
+                since = mid;
+            } else {
+                before = mid;
+            }
+        }
+        if before == 0 {
+            return Ok(None);
+        }
+        at = before;
+    }
+    Ok(None)
+}
+
 /// The effective values of PARAMETERS_KEY as of `seq`, by parameter.
 fn stored_at(inner: &Inner, seq: Seq) -> Result<[Option<Value>; PARAMS.len()]> {
-    let found: Vec<_> = {
-        let state = read_state(&inner.state);
-        PARAMS
-            .iter()
-            .map(|param| {
-                let folded = hivelog_index::fold::fold(param.name());
-                state
-                    .index
-                    .value_by_path(PARAMETERS_FOLDED, &folded, LayerSel::Effective, seq)
-                    .and_then(|point| point.value)
-            })
-            .collect()
-    };
+    let found: Vec<_> = PARAMS
+        .iter()
+        .map(|&param| point(inner, param, seq))
+        .collect();
     let mut values: [Option<Value>; PARAMS.len()] = Default::default();
     for (slot, stored) in values.iter_mut().zip(found) {
         *slot = stored.map(|stored| read_value(inner, stored)).transpose()?;
@@ -266,6 +300,11 @@ pub(crate) fn reload(inner: &Inner, seq: Seq, audit: bool) -> Result<()> {
                     state.rejected[i] = None;
                 }
                 Err(reason) => {
+                    // An open: what a running store kept in force, the last valid value.
+                    if !audit {
+                        let kept = last_valid(inner, *param, seq, segment)?;
+                        state.in_force[i] = kept.unwrap_or(state.defaults[i]);
+                    }
                     // Audited once per value written, not at every reload after it.
                     let new = state.stored[i] != stored[i] || state.rejected[i].is_none();
                     if new {

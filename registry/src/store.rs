@@ -49,6 +49,9 @@ pub struct Options {
     pub value_size_max_bytes: u32,
     /// Open without writing; takes a shared lock, so several readers may open at once.
     pub read_only: bool,
+    /// With `read_only`: take no lock, and follow the store's writer (another process),
+    /// reading its commits as they land (every FOLLOW_INTERVAL); watches report them.
+    pub follow: bool,
     /// On corruption, keep the valid prefix of the journal and move the rest aside.
     pub salvage: bool,
     /// Apply a restore staged by [`Store::stage_restore`] (a writable open only). Default:
@@ -71,6 +74,7 @@ impl Default for Options {
             segment_size_bytes: SEGMENT_SIZE_DEFAULT_BYTES,
             value_size_max_bytes: VALUE_SIZE_DEFAULT_MAX_BYTES,
             read_only: false,
+            follow: false,
             salvage: false,
             apply_staged_restore: true,
             caller: Caller::system(),
@@ -112,6 +116,7 @@ impl Options {
             segment_size_bytes: self.segment_size_bytes,
             sync: self.sync,
             read_only: self.read_only,
+            follow: self.follow,
             salvage: self.salvage,
             vfs: self.vfs.clone(),
         }
@@ -323,6 +328,9 @@ impl Store {
         // The parameters the store holds replace the open's defaults (a rejected one was
         // audited when it was written).
         crate::parameters::reload(&store.inner, store.inner.visible(), false)?;
+        if options.follow {
+            crate::follow::start(&store.inner)?;
+        }
         Ok(store)
     }
 

@@ -521,3 +521,57 @@ fn a_watch_needs_key_notify_and_ends_with_its_store() {
         .unwrap();
     store.close().unwrap();
 }
+
+#[test]
+fn a_follower_sees_and_reports_what_another_writer_commits() {
+    let dir = TempDir::new().unwrap();
+    let writer = open(&dir, 64);
+    writer.create_key(APP).unwrap();
+    let follower = Store::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            follow: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let watch = follower
+        .open_key(APP)
+        .unwrap()
+        .watch(true, WatchFilter::ALL)
+        .unwrap();
+    let mut seqs = Vec::new();
+    for n in 0..50u32 {
+        let mut tx = writer.transaction();
+        tx.set_value(APP, &format!("v{n}"), &Value::dword(n))
+            .unwrap();
+        seqs.push(tx.commit().unwrap());
+    }
+    let expected: Vec<WatchEvent> = seqs
+        .iter()
+        .zip(0u32..)
+        .map(|(&seq, n)| event(seq, APP_PATH, set("base", &format!("v{n}"))))
+        .collect();
+    assert_eq!(take(&watch, 50), expected);
+    assert_eq!(
+        follower
+            .open_key(APP)
+            .unwrap()
+            .get_raw_value("v49")
+            .unwrap(),
+        Value::dword(49),
+        "and reads see the writer's commits"
+    );
+    assert!(
+        Store::open(
+            dir.path(),
+            Options {
+                follow: true,
+                ..Options::default()
+            }
+        )
+        .is_err(),
+        "a follower only reads"
+    );
+}

@@ -9,14 +9,95 @@ use crate::store_dir::{
 };
 use crate::{AddArgs, DeleteArgs, LayersCommand, QueryArgs};
 
-pub(crate) fn init(ctx: &Ctx) -> Result<(), Failure> {
+#[derive(clap::Args)]
+pub(crate) struct InitArgs {
+    /// A backup to restore into Machine (needs SeRestorePrivilege): the registry's first
+    /// content, its parameters in force at once. Only on a store whose Machine is empty.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<std::path::PathBuf>,
+}
+
+pub(crate) fn init(ctx: &Ctx, args: &InitArgs) -> Result<(), Failure> {
+    // The seed is checked whole before the store is created.
+    if let Some(seed) = &args.seed {
+        hivelog::verify_backup_file(seed)?;
+    }
     let store = open_write(ctx)?;
+    if let Some(seed) = &args.seed {
+        let machine = store.open_key("HKLM")?;
+        if !machine.enum_keys()?.is_empty() || !machine.enum_values()?.is_empty() {
+            return Err(fail(format!(
+                "the store at {} is not empty (Machine has keys or values): --seed is for a first boot",
+                ctx.dir.display()
+            )));
+        }
+        let report = store.restore_file("HKLM", seed)?;
+        println!(
+            "seeded Machine from {} (cut at sequence number {} of {})",
+            seed.display(),
+            report.backup.seq,
+            report.backup.source_path
+        );
+    }
     println!(
         "store at {} (sequence number {})",
         ctx.dir.display(),
         store.seq()
     );
     Ok(store.close()?)
+}
+
+/// `hivelog config`: every parameter, its default, what the store holds, and what is in
+/// force.
+pub(crate) fn config(ctx: &Ctx, as_json: bool) -> Result<(), Failure> {
+    let store = open_read(ctx)?;
+    let parameters = store.parameters();
+    if as_json {
+        let list: Vec<serde_json::Value> = parameters
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "type": p.ty.to_string(),
+                    "default": p.default,
+                    "stored": p.stored.as_ref().map(crate::format::reg_data),
+                    "stored_type": p.stored.as_ref().map(|v| v.ty.to_string()),
+                    "in_force": p.in_force,
+                    "rejected": p.rejected,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({ "key": hivelog::PARAMETERS_KEY, "parameters": list })
+        );
+        return Ok(());
+    }
+    println!("{}", hivelog::PARAMETERS_KEY);
+    println!(
+        "{:18} {:9} {:>10} {:>22} {:>10}  note",
+        "name", "type", "default", "stored", "in force"
+    );
+    for p in parameters {
+        let stored = match &p.stored {
+            Some(value) => format!("{} {}", value.ty, crate::format::reg_data(value)),
+            None => "-".to_string(),
+        };
+        let note = match (&p.rejected, &p.stored) {
+            (Some(reason), _) => format!("stored value rejected: {reason}"),
+            (None, None) => "default (nothing stored)".to_string(),
+            (None, Some(_)) => String::new(),
+        };
+        println!(
+            "{:18} {:9} {:>10} {:>22} {:>10}  {note}",
+            p.name,
+            p.ty.to_string(),
+            p.default,
+            stored,
+            p.in_force
+        );
+    }
+    Ok(())
 }
 
 /// What an `add` does, checked before the store or hive is opened (or created).

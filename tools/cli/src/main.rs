@@ -14,6 +14,7 @@ mod query;
 mod recovery;
 mod reg;
 mod store_dir;
+mod watch;
 
 use store_dir::Ctx;
 pub(crate) use store_dir::Failure;
@@ -57,8 +58,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Create the store (with its hives) if it does not exist.
-    Init,
+    /// Create the store (with its hives) if it does not exist; --seed restores a backup
+    /// into Machine on its first boot.
+    Init(commands::InitArgs),
+    /// Print changes under a key as they are committed (by any process), until interrupted.
+    Watch(watch::WatchArgs),
+    /// List the operational parameters: default, stored value, value in force, and why
+    /// they differ.
+    Config {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a key (and missing parents), and set a value if one is named (as `reg add`).
     Add(AddArgs),
     /// Print a key's values and subkeys (as `reg query`).
@@ -69,7 +80,8 @@ pub(crate) enum Command {
     Seq,
     /// Replay committed transactions: sequence number, time, principal and every change.
     Log(history::LogArgs),
-    /// The audit trail: backups, restores, reverts, and changes that needed a privilege.
+    /// The audit trail: backups, restores, reverts, staged restores, rejected parameters, and
+    /// changes that needed a privilege.
     Audit(history::HistoryArgs),
     /// Check every record of the store, or (given FILE) a backup or archive without a store;
     /// exit 0 only if all is sound.
@@ -273,7 +285,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             as_principal: cli.as_principal,
         };
         match cli.command {
-            Command::Init => commands::init(&ctx),
+            Command::Init(args) => commands::init(&ctx, &args),
+            Command::Watch(args) => watch::watch(&ctx, &args),
+            Command::Config { json } => commands::config(&ctx, json),
             Command::Add(args) => commands::add(&ctx, &args),
             Command::Query(args) => commands::query(&ctx, &args),
             Command::Delete(args) => commands::delete(&ctx, &args),

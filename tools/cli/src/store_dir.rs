@@ -144,6 +144,18 @@ pub(crate) fn check_path(ctx: &Ctx, path: &str) -> Result<(), Failure> {
     }
 }
 
+/// Opens an existing store to follow its writer (another `hivelog` process, or a service):
+/// read-only, with no lock, reading new commits as they land.
+pub(crate) fn open_follow(ctx: &Ctx) -> Result<Store, Failure> {
+    require_store(&ctx.dir)?;
+    let options = Options {
+        read_only: true,
+        follow: true,
+        ..Options::default()
+    };
+    as_caller(Store::open(&ctx.dir, options)?, ctx)
+}
+
 /// Opens an existing store read-only; a missing store is an error, never created. A restore
 /// staged by `restore-file` takes effect at the store's next open, whatever the command: a
 /// writable open applies it first.
