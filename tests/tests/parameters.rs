@@ -123,6 +123,11 @@ fn a_valid_value_is_in_force_after_its_commit_without_a_reopen() {
         "{error:?}"
     );
 
+    set(&store, "SegmentSizeBytes", Value::dword(128 * 1024));
+    assert_eq!(param(&store, "SegmentSizeBytes").in_force, "131072");
+    set(&store, "SyncIntervalMs", Value::dword(25));
+    assert_eq!(param(&store, "SyncIntervalMs").in_force, "25");
+
     // The watch queue depth applies to watches made from now on.
     set(&store, "WatchQueueDepth", Value::dword(2));
     let watch = app.watch(false, WatchFilter::VALUES).unwrap();

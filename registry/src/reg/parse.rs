@@ -2,7 +2,7 @@
 //! It knows nothing of a store (names, depth and sizes are the tree's to check when it
 //! applies them), so the store's import and an offline hive apply the same `RegFile`.
 
-use super::text::{Fault, FaultKind, Lines, detect, fault, widen};
+use super::text::{Fault, FaultKind, Lines, RegEncoding, detect, fault, widen};
 use super::{REG_FILE_MAX_BYTES, REG_LINE_MAX_BYTES, RegFormat, RegHeader};
 use crate::error::{Error, Result};
 use crate::value::{Value, ValueType};
@@ -102,8 +102,87 @@ fn parse_text(input: &[u8]) -> Result<RegFile, Fault> {
             ),
         )
     })?;
+    let format = RegFormat { header, encoding };
+    let body = lines.rest();
+    let Some((first, second, lines_in_first)) = split(body, encoding) else {
+        return Ok(RegFile {
+            format,
+            ops: parse_lines(lines, format, body)?,
+        });
+    };
+    // A large file's two halves are parsed at once (parsing is a third of an import); the
+    // halves meet at a key line, which owes nothing to what came before it.
+    let before_second = lines.number() + lines_in_first;
+    let (ops, rest) = std::thread::scope(|scope| {
+        let later = scope.spawn(move || {
+            parse_lines(
+                Lines::after(second, encoding, before_second)?,
+                format,
+                second,
+            )
+        });
+        let ops = Lines::after(first, encoding, lines.number())
+            .and_then(|lines| parse_lines(lines, format, first));
+        (ops, later.join())
+    });
+    let mut ops = ops?;
+    let rest = rest.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    ops.extend(rest);
+    Ok(RegFile { format, ops })
+}
+
+/// Files whose body is smaller than this are parsed on one thread.
+const PARALLEL_PARSE_MIN_BYTES: usize = 4 << 20;
+
+/// `body` cut in two near its middle, where a line starts with `[` after a line that does
+/// not continue (does not end in `\`), with the number of line ends in the first part; `None`
+/// if it is small or has no such place.
+fn split(body: &[u8], encoding: RegEncoding) -> Option<(&[u8], &[u8], u64)> {
+    if body.len() < PARALLEL_PARSE_MIN_BYTES {
+        return None;
+    }
+    // The line end, the `[` after it, in the file's bytes; the width of a character.
+    let (pattern, unit): (&[u8], usize) = match encoding {
+        RegEncoding::Utf16Le => (b"\n\0[\0", 2),
+        RegEncoding::Utf8 | RegEncoding::Windows1252 => (b"\n[", 1),
+    };
+    let mut at = body.len() / 2 / unit * unit;
+    while at + pattern.len() <= body.len() {
+        let found = body[at..]
+            .windows(pattern.len())
+            .step_by(unit)
+            .position(|window| window == pattern)?;
+        let end = at + found * unit;
+        let line = &body[..end];
+        let continues = {
+            let mut last = line.len();
+            // Step back over a CR and blanks to the line's last character.
+            while last >= unit
+                && matches!(body[last - unit], b'\r' | b' ' | b'\t')
+                && (unit == 1 || body[last - 1] == 0)
+            {
+                last -= unit;
+            }
+            last >= unit && body[last - unit] == b'\\' && (unit == 1 || body[last - 1] == 0)
+        };
+        if !continues {
+            let cut = end + unit;
+            let (first, second) = body.split_at(cut);
+            let line_ends = first
+                .chunks_exact(unit)
+                .filter(|c| c[0] == b'\n' && c.iter().skip(1).all(|&b| b == 0))
+                .count();
+            return Some((first, second, line_ends as u64));
+        }
+        at = end + unit;
+    }
+    None
+}
+
+/// Parses the lines `lines` yields (of `text`, for the estimate of their changes).
+fn parse_lines(mut lines: Lines<'_>, format: RegFormat, text: &[u8]) -> Result<Vec<RegOp>, Fault> {
     let mut parser = Parser {
-        format: RegFormat { header, encoding },
+        format,
         ops: Vec::with_capacity(ops_estimate(text)),
         section: Section::None,
         data: Vec::new(),
@@ -120,10 +199,7 @@ fn parse_text(input: &[u8]) -> Result<RegFile, Fault> {
             Step::Continues(pending) => parser.continuation(&mut lines, pending)?,
         }
     }
-    Ok(RegFile {
-        format: parser.format,
-        ops: parser.ops,
-    })
+    Ok(parser.ops)
 }
 
 /// The shortest line that is a change (`@=-` and its line end) in bytes of the file.
@@ -499,6 +575,69 @@ fn trim_blank_bytes(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `keys` sections with values (hex ones continued over lines, so a
+    /// continuation sits wherever the middle falls), in `encoding`.
+    fn big_file(keys: usize, encoding: RegEncoding, bad_line_at: Option<usize>) -> Vec<u8> {
+        let mut text = String::from("Windows Registry Editor Version 5.00\r\n");
+        for k in 0..keys {
+            text.push_str(&format!("\r\n[HKEY_LOCAL_MACHINE\\Software\\K{k}]\r\n"));
+            text.push_str(&format!(
+                "\"S\"=\"value {k} \u{e9}\"\r\n\"D\"=dword:{k:08x}\r\n"
+            ));
+            text.push_str(
+                "\"H\"=hex:00,01,02,03,04,05,06,07,08,09,0a,0b,0c,0d,0e,0f,10,11,12,13,14,\\\r\n",
+            );
+            text.push_str("  15,16,17,18,19,1a,1b,1c,1d,1e,1f,\\\r\n  20,21\r\n");
+            if bad_line_at == Some(k) {
+                text.push_str("garbage\r\n");
+            }
+        }
+        match encoding {
+            RegEncoding::Utf16Le => {
+                let mut out = vec![0xff, 0xfe];
+                for unit in text.encode_utf16() {
+                    out.extend_from_slice(&unit.to_le_bytes());
+                }
+                out
+            }
+            _ => text.into_bytes(),
+        }
+    }
+
+    /// The file parsed on one thread.
+    fn sequential(input: &[u8]) -> std::result::Result<Vec<RegOp>, u64> {
+        let (encoding, text) = detect(input).map_err(|f| f.line)?;
+        let mut lines = Lines::new(text, encoding).map_err(|f| f.line)?;
+        let header = header(lines.next_line().map_err(|f| f.line)?.unwrap_or_default()).unwrap();
+        let format = RegFormat { header, encoding };
+        let body = lines.rest();
+        parse_lines(lines, format, body).map_err(|f| f.line)
+    }
+
+    #[test]
+    fn a_large_file_parsed_in_two_halves_is_the_file_parsed_whole() {
+        for encoding in [RegEncoding::Utf16Le, RegEncoding::Utf8] {
+            let input = big_file(60_000, encoding, None);
+            assert!(input.len() > 2 * PARALLEL_PARSE_MIN_BYTES);
+            let (_, text) = detect(&input).unwrap();
+            let mut lines = Lines::new(text, encoding).unwrap();
+            lines.next_line().unwrap();
+            assert!(split(lines.rest(), encoding).is_some(), "the file is split");
+            let parsed = parse(&input, "big.reg").unwrap();
+            assert_eq!(parsed.ops.len(), 60_000 * 4);
+            assert_eq!(Ok(parsed.ops), sequential(&input), "{encoding:?}");
+            // A bad line in either half is named by its line in the whole file.
+            for bad in [100, 45_000] {
+                let input = big_file(60_000, encoding, Some(bad));
+                let expected = sequential(&input).unwrap_err();
+                match parse(&input, "big.reg") {
+                    Err(Error::RegSyntax { line, .. }) => assert_eq!(line, expected),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
 
     fn bytes(s: &str, state: HexState) -> Result<(Vec<u8>, bool), &'static str> {
         let mut out = Vec::new();

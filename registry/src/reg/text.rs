@@ -127,6 +127,29 @@ impl<'a> Lines<'a> {
         self.number
     }
 
+    /// The lines of `text`, a part of a file that starts at a line's start, numbered as if
+    /// `before` lines came first.
+    pub(crate) fn after(
+        text: &'a [u8],
+        encoding: RegEncoding,
+        before: u64,
+    ) -> Result<Lines<'a>, Fault> {
+        let mut lines = Lines::new(text, encoding).map_err(|fault| Fault {
+            line: fault.line + before,
+            ..fault
+        })?;
+        lines.number = before;
+        Ok(lines)
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        match self.source {
+            Source::Utf8(rest) => rest.as_bytes(),
+            Source::Utf16(rest) | Source::Windows1252(rest) => rest,
+        }
+    }
+
     /// The next line, or `None` at the end of the file.
     pub(crate) fn next_line(&mut self) -> Result<Option<&str>, Fault> {
         let number = self.number + 1;
