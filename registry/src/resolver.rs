@@ -95,6 +95,11 @@ pub(crate) fn commit_traced(
     loop {
         let mut state = StateGuard::lock(&inner.state);
         state.index.begin(seq);
+        // A large transaction (an import) makes at least a change per intent: its undo log
+        // is grown once, not by doublings that copy it all with the state locked.
+        if intents.len() > UNDO_RESERVED_FROM {
+            state.index.reserve_changes(intents.len());
+        }
         let mut resolver = Resolver {
             inner,
             session,
@@ -167,6 +172,9 @@ fn rollback(state: &mut State, seq: Seq) {
     state.index.rollback();
     state.layers.rollback(seq);
 }
+
+/// Transactions with more intents than this reserve their undo log up front.
+const UNDO_RESERVED_FROM: usize = 1 << 14;
 
 /// Room a restore's segment keeps beyond its stream's length (the tombstone, the audit
 /// record, keys created above the target).
