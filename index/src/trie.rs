@@ -158,6 +158,34 @@ impl<V, A: Copy> Node<V, A> {
             })
     }
 
+    /// An incarnation that existed at some point inside transaction `at`: one visible at
+    /// `at`, one the transaction ended (visible just before it), or one it began and ended.
+    pub(crate) fn life_during(&self, at: Seq) -> Option<LifeRef<'_>> {
+        if let Some(life) = self
+            .life_at(at)
+            .or_else(|| self.life_at(at.saturating_sub(1)))
+        {
+            return Some(life);
+        }
+        let head = self.block.head();
+        if head.created == at && head.deleted == at {
+            return Some(LifeRef {
+                id: self.id,
+                name: &self.name,
+                created: head.created,
+            });
+        }
+        self.older_lives
+            .iter()
+            .rev()
+            .find(|life| life.created == at && life.deleted == at)
+            .map(|life| LifeRef {
+                id: life.id,
+                name: &life.name,
+                created: life.created,
+            })
+    }
+
     pub(crate) fn alive(&self) -> bool {
         self.block.head().deleted == ALIVE
     }
@@ -410,6 +438,20 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
         let mut current = node;
         while current != self.root() {
             parts.push(self.key_at(current, at)?.name);
+            current = self.parent(current);
+        }
+        parts.reverse();
+        Some(parts.join("\\"))
+    }
+
+    /// As [`display_path`](Index::display_path), naming too the keys that transaction `at`
+    /// created and deleted itself (which exist at no snapshot): the path a change made inside
+    /// that transaction had.
+    pub fn display_path_during(&self, node: NodeId, at: Seq) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut current = node;
+        while current != self.root() {
+            parts.push(self.node(current).life_during(at)?.name);
             current = self.parent(current);
         }
         parts.reverse();

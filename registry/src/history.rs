@@ -263,14 +263,18 @@ fn is_within(path: &str, root: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('\\'))
 }
 
-/// The path of key `id` as of `at`, or a placeholder naming the id when it had none then
-/// (a key created and deleted by the same transaction).
-fn path_of(state: &State, id: KeyId, at: Seq) -> String {
-    state
-        .index
-        .node_of(id)
-        .and_then(|node| state.index.display_path(node, at))
-        .unwrap_or_else(|| format!("<key #{id}>"))
+/// The path of key `id` as of `at`, or, for a key that transaction `seq` created and
+/// deleted itself (at no snapshot at all), as it was inside that transaction; a placeholder
+/// naming the id if neither (a record the index no longer knows).
+fn path_of(state: &State, id: KeyId, at: Seq, seq: Seq) -> String {
+    let node = state.index.node_of(id);
+    node.and_then(|node| {
+        state
+            .index
+            .display_path(node, at)
+            .or_else(|| state.index.display_path_during(node, seq))
+    })
+    .unwrap_or_else(|| format!("<key #{id}>"))
 }
 
 pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
@@ -278,16 +282,16 @@ pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp,
     let layer = |id| state.layers.name_at(id, seq);
     Ok(match op {
         Op::CreateKey { id, .. } => HistoryOp::CreateKey {
-            path: path_of(state, id, seq),
+            path: path_of(state, id, seq, seq),
         },
         Op::DeleteKey { id } => HistoryOp::DeleteKey {
-            path: path_of(state, id, before),
+            path: path_of(state, id, before, seq),
         },
         Op::DeleteTree { id } => HistoryOp::DeleteTree {
-            path: path_of(state, id, before),
+            path: path_of(state, id, before, seq),
         },
         Op::ClearSubtree { id } => HistoryOp::ClearSubtree {
-            path: path_of(state, id, seq),
+            path: path_of(state, id, seq, seq),
         },
         Op::SetValue {
             key,
@@ -296,7 +300,7 @@ pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp,
             name,
             data,
         } => HistoryOp::SetValue {
-            path: path_of(state, key, seq),
+            path: path_of(state, key, seq, seq),
             layer: layer(id),
             name: name.to_string(),
             value: Value::new(ValueType(ty.0), data.to_vec()),
@@ -306,21 +310,21 @@ pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp,
             layer: id,
             name,
         } => HistoryOp::DeleteValue {
-            path: path_of(state, key, seq),
+            path: path_of(state, key, seq, seq),
             layer: layer(id),
             name: name.to_string(),
         },
         Op::SetSecurity { id, descriptor } => HistoryOp::SetSecurity {
-            path: path_of(state, id, seq),
+            path: path_of(state, id, seq, seq),
             sddl: sddl::format(
                 &decode_descriptor(descriptor).map_err(|short| Rejected(short.0.to_string()))?,
             ),
         },
         Op::SetKeyFlags { id, .. } => HistoryOp::MarkLink {
-            path: path_of(state, id, seq),
+            path: path_of(state, id, seq, seq),
         },
         Op::SetKeyClass { id, class } => HistoryOp::SetClass {
-            path: path_of(state, id, seq),
+            path: path_of(state, id, seq, seq),
             class: class.to_string(),
         },
         Op::CreateLayer { id, name } => HistoryOp::CreateLayer {

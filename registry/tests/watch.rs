@@ -34,9 +34,14 @@ fn open(dir: &TempDir, depth: usize) -> Store {
 
 /// The next `n` events, or fewer if none comes within PATIENCE.
 fn take(watch: &Watch, n: usize) -> Vec<WatchEvent> {
+    take_within(watch, n, PATIENCE)
+}
+
+/// The next `n` events, or fewer if none comes within `patience`.
+fn take_within(watch: &Watch, n: usize, patience: Duration) -> Vec<WatchEvent> {
     let mut events = Vec::new();
     while events.len() < n {
-        match watch.recv_timeout(PATIENCE) {
+        match watch.recv_timeout(patience) {
             Ok(event) => events.push(event),
             Err(_) => break,
         }
@@ -574,4 +579,140 @@ fn a_follower_sees_and_reports_what_another_writer_commits() {
         .is_err(),
         "a follower only reads"
     );
+}
+
+/// One change of the model-based property below, on a fixed set of keys below APP.
+#[derive(Debug, Clone)]
+enum Change {
+    Create(usize),
+    Set(usize, usize),
+    Unset(usize, usize),
+    DeleteTree(usize),
+}
+
+/// The keys the property uses, relative to APP: nested, so creates make parents and tree
+/// deletions take children.
+const KEYS: [&str; 5] = ["A", r"A\B", r"A\B\C", "D", r"D\E"];
+const NAMES: [&str; 3] = ["x", "Y", "Zed"];
+
+/// The model: which keys exist, and which values each holds.
+#[derive(Default)]
+struct Model {
+    keys: std::collections::BTreeSet<String>,
+    values: std::collections::BTreeSet<(String, &'static str)>,
+}
+
+impl Model {
+    /// The events `change` makes (applying it), or None if the store would refuse it (it is
+    /// then left out of the transaction).
+    fn apply(&mut self, change: &Change, seq: Seq) -> Option<Vec<WatchEvent>> {
+        let full = |relative: &str| format!(r"{APP_PATH}\{relative}");
+        match *change {
+            Change::Create(k) => {
+                let mut events = Vec::new();
+                let mut path = String::new();
+                for part in KEYS[k].split('\\') {
+                    if !path.is_empty() {
+                        path.push('\\');
+                    }
+                    path.push_str(part);
+                    if self.keys.insert(path.clone()) {
+                        events.push(event(seq, &full(&path), WatchEventKind::KeyCreated));
+                    }
+                }
+                Some(events)
+            }
+            Change::Set(k, n) => {
+                let key = KEYS[k].to_string();
+                if !self.keys.contains(&key) {
+                    return None;
+                }
+                self.values.insert((key.clone(), NAMES[n]));
+                Some(vec![event(seq, &full(&key), set("base", NAMES[n]))])
+            }
+            Change::Unset(k, n) => {
+                let key = KEYS[k].to_string();
+                if !self.values.remove(&(key.clone(), NAMES[n])) {
+                    return None;
+                }
+                let kind = WatchEventKind::ValueDeleted {
+                    layer: "base".into(),
+                    name: NAMES[n].into(),
+                };
+                Some(vec![event(seq, &full(&key), kind)])
+            }
+            Change::DeleteTree(k) => {
+                let key = KEYS[k].to_string();
+                if !self.keys.contains(&key) {
+                    return None;
+                }
+                let below = |path: &str| path == key || path.starts_with(&format!("{key}\\"));
+                self.keys.retain(|path| !below(path));
+                self.values.retain(|(path, _)| !below(path));
+                Some(vec![event(seq, &full(&key), WatchEventKind::KeyDeleted)])
+            }
+        }
+    }
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    let key = 0..KEYS.len();
+    let name = 0..NAMES.len();
+    prop_oneof![
+        key.clone().prop_map(Change::Create),
+        (key.clone(), name.clone()).prop_map(|(k, n)| Change::Set(k, n)),
+        (key.clone(), name).prop_map(|(k, n)| Change::Unset(k, n)),
+        key.prop_map(Change::DeleteTree),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Random transactions of random changes: the live events equal what the model says
+    /// each commit did, in order, and so do the events replayed from the journal after a
+    /// reopen.
+    #[test]
+    fn watch_events_are_exactly_the_committed_changes(
+        batches in proptest::collection::vec(proptest::collection::vec(change(), 1..5), 1..25)
+    ) {
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir, 1 << 16);
+        store.create_key(APP).unwrap();
+        let start = store.seq();
+        let watch = store.open_key(APP).unwrap().watch(true, WatchFilter::ALL).unwrap();
+        let mut model = Model::default();
+        let mut expected = Vec::new();
+        for batch in &batches {
+            let seq = store.seq() + 1;
+            let mut tx = store.transaction();
+            let mut events = Vec::new();
+            for change in batch {
+                let Some(made) = model.apply(change, seq) else { continue };
+                let relative = |k: usize| format!(r"{APP}\{}", KEYS[k]);
+                match *change {
+                    Change::Create(k) => { tx.create_key(&relative(k)).unwrap(); }
+                    Change::Set(k, n) => { tx.set_value(&relative(k), NAMES[n], &Value::dword(1)).unwrap(); }
+                    Change::Unset(k, n) => { tx.delete_value(&relative(k), NAMES[n]).unwrap(); }
+                    Change::DeleteTree(k) => { tx.delete_tree(&relative(k)).unwrap(); }
+                }
+                events.extend(made);
+            }
+            if events.is_empty() {
+                continue;
+            }
+            proptest::prop_assert_eq!(tx.commit().unwrap(), seq);
+            expected.extend(events);
+        }
+        // A short wait: a failing case is shrunk many times over.
+        let patience = Duration::from_secs(2);
+        proptest::prop_assert_eq!(take_within(&watch, expected.len(), patience), expected.clone());
+        proptest::prop_assert_eq!(watch.recv_timeout(Duration::from_millis(20)).ok(), None);
+        drop(watch);
+        store.close().unwrap();
+        let store = open(&dir, 1 << 16);
+        let replay = store.open_key(APP).unwrap().watch_from(start, true, WatchFilter::ALL).unwrap();
+        proptest::prop_assert_eq!(take_within(&replay, expected.len(), patience), expected);
+    }
 }
