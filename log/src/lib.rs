@@ -17,6 +17,7 @@ mod error;
 mod frame;
 mod group_commit;
 mod journal;
+pub mod mem;
 mod record;
 mod recovery;
 mod scan;

@@ -174,6 +174,17 @@ pub enum Error {
     #[error("the store is open read-only")]
     ReadOnly,
 
+    /// `flush` on a store with no persistence hook.
+    #[error("the store has no persistence hook to flush to (open it with Store::in_memory_with)")]
+    NoPersistence,
+
+    /// An operation that needs the store's directory, on an in-memory store.
+    #[error("an in-memory store has no {what}")]
+    NotOnDisk {
+        /// What it lacks.
+        what: &'static str,
+    },
+
     /// A watch was asked to report nothing.
     #[error("a watch filter must name subkeys, values or security changes")]
     EmptyWatchFilter,

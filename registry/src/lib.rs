@@ -32,6 +32,7 @@ mod history;
 mod key;
 mod layers;
 mod links;
+mod memory;
 mod offline;
 mod op;
 mod parameters;
@@ -70,6 +71,7 @@ pub use layers::{
     BASE_LAYER, LAYER_NAME_MAX_BYTES, LAYERS_MAX, Layer, POLICY_LAYER, check_layer_name,
 };
 pub use links::{LINK_HOPS_MAX, LINK_VALUE_NAME};
+pub use memory::{FileImage, FlushReport, IMAGE_MAX_BYTES, Persistence, VecImage};
 pub use offline::{
     HiveMount, OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive, OfflineKey,
 };

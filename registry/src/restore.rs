@@ -33,9 +33,26 @@ use crate::store::Store;
 use crate::stored::Stored;
 use crate::txn::{Create, Intent};
 
+/// A backup's bytes: a mapped file, or (for an in-memory store) the stream in memory.
+enum Image {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Image {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Image::Mapped(map) => map,
+            Image::Owned(bytes) => bytes,
+        }
+    }
+}
+
 /// A backup read whole and verified, kept aside (mapped) for the commit to apply.
 pub(crate) struct Verified {
-    map: Mmap,
+    map: Image,
     pub info: BackupInfo,
     /// Levels below the anchor of the deepest key.
     pub depth: usize,
@@ -95,6 +112,12 @@ impl Verified {
         Self::checked(file, &stream)
     }
 
+    /// Checks a stream held in memory (an in-memory store's restore or boot image).
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Result<Verified> {
+        let stream = verify_stream(&bytes[..], std::io::sink())?;
+        Self::checked_image(Image::Owned(bytes), &stream)
+    }
+
     /// The stream's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.map
@@ -104,8 +127,12 @@ impl Verified {
         // SAFETY: the file is this process's own spool (or a backup file checked just now);
         // it is only read, and every record is decoded with its lengths checked.
         let map = unsafe { Mmap::map(file) }.map_err(io("mapping the backup"))?;
+        Self::checked_image(Image::Mapped(map), stream)
+    }
+
+    fn checked_image(map: Image, stream: &hivelog_log::stream::StreamInfo) -> Result<Verified> {
         let info = BackupInfo::decode(stream)?;
-        let Shape { depth, keys } = check_records(&map, &info)?;
+        let Shape { depth, keys } = check_records(&map[..], &info)?;
         Ok(Verified {
             map,
             info,
@@ -138,7 +165,7 @@ struct Shape {
 }
 
 /// Checks every record of a backup.
-fn check_records(map: &Mmap, info: &BackupInfo) -> Result<Shape> {
+fn check_records(map: &[u8], info: &BackupInfo) -> Result<Shape> {
     let layers: HashSet<u16> = info
         .layers
         .iter()
@@ -230,7 +257,18 @@ impl Store {
     /// SeRestorePrivilege (it rewrites owners and DACLs throughout the subtree); audited.
     pub fn restore(&self, path: &str, input: impl Read) -> Result<RestoreReport> {
         self.require_restore(path)?;
-        let backup = Verified::read(self.dir(), input)?;
+        let backup = if self.inner().in_memory {
+            // Nothing of an in-memory store touches the file system: the stream is kept in
+            // memory while it is verified and applied.
+            let mut bytes = Vec::new();
+            input
+                .take(crate::memory::IMAGE_MAX_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(io("reading the backup"))?;
+            Verified::from_bytes(bytes)?
+        } else {
+            Verified::read(self.dir(), input)?
+        };
         self.apply_backup(path, backup, AuditEvent::Restore)
     }
 

@@ -60,6 +60,11 @@ impl Store {
         let file = file.as_ref();
         self.session_ref()
             .require(Privileges::RESTORE, "staging a restore of the registry")?;
+        if self.inner().in_memory {
+            return Err(Error::NotOnDisk {
+                what: "directory to stage a restore in (restore the file instead)",
+            });
+        }
         let backup = Verified::open(file)?;
         if backup.info.anchor != 0 {
             return Err(Error::BadBackup {

@@ -167,6 +167,10 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub parameters: Parameters,
     pub watches: Arc<Watches>,
+    /// The journal is in memory (`Store::in_memory`).
+    pub in_memory: bool,
+    /// Where `flush` saves the registry (`Store::in_memory_with`).
+    pub persistence: std::sync::OnceLock<crate::memory::Hook>,
     /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
     /// pump itself, holding the last handle).
     pub _stop_pump: StopPump,
@@ -280,8 +284,13 @@ impl Store {
     /// journal is verified and replayed into the index before this returns. A new store gets
     /// its hives, with their default security descriptors, as its first transaction.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store> {
+        Store::open_in(dir.as_ref(), options, false)
+    }
+
+    /// [`Store::open`]; `in_memory`: the journal is in `options.vfs`'s memory and nothing
+    /// may touch the file system (a restore's stream is spooled in memory).
+    pub(crate) fn open_in(dir: &Path, options: Options, in_memory: bool) -> Result<Store> {
         options.validate()?;
-        let dir = dir.as_ref();
         let mut state = State::new();
         let mut replayer = Replayer::new(&mut state);
         let journal = Journal::open(dir, options.journal(), &mut |txn| replayer.replay(txn))?;
@@ -299,6 +308,8 @@ impl Store {
             parameters: Parameters::new(&options),
             dir: dir.to_path_buf(),
             watches: watches.clone(),
+            in_memory,
+            persistence: std::sync::OnceLock::new(),
             _stop_pump: StopPump(watches),
         });
         let session = Arc::new(Session::new(&inner, options.caller)?);
