@@ -3,6 +3,7 @@
 
 mod backup;
 mod machine;
+mod memory;
 mod reg;
 mod secured;
 mod watch;
@@ -135,11 +136,11 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
     let known = [
-        "all", "w1", "w2", "w3", "w3s", "w4", "w5", "watch", "backup", "reg",
+        "all", "w1", "w2", "w3", "w3s", "w4", "w5", "watch", "backup", "reg", "memory",
     ];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, watch, backup, reg or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, watch, backup, reg, memory or all)",
             args.workload
         )));
     }
@@ -171,7 +172,7 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let mut report = Report {
         figures: Vec::new(),
     };
-    if selected != "backup" && selected != "reg" {
+    if !["backup", "reg", "memory"].contains(&selected.as_str()) {
         w1_to_w5(&scratch.dir, &data, args, sync, &wants, &mut report)?;
     }
     if wants("backup") {
@@ -181,6 +182,11 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
         let dir = scratch.dir.join("reg");
         std::fs::create_dir_all(&dir)?;
         reg::export_import(&dir, &data, &mut report)?;
+    }
+    if wants("memory") {
+        let dir = scratch.dir.join("memory");
+        std::fs::create_dir_all(&dir)?;
+        memory::in_memory(&dir, &data, &mut report)?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
