@@ -48,6 +48,15 @@ struct Cli {
     #[arg(long, global = true, value_name = "KEY", requires = "hive")]
     mount: Option<String>,
 
+    /// Run the command on an in-memory store booted from --persist FILE (fresh if FILE does
+    /// not exist yet) and saved back to it if the command changed anything
+    #[arg(long, global = true, requires = "persist", conflicts_with_all = ["store", "hive"])]
+    memory: bool,
+
+    /// With --memory: the image file (the whole registry, in the backup format)
+    #[arg(long, global = true, value_name = "FILE", requires = "memory")]
+    persist: Option<PathBuf>,
+
     /// Act as principal P (a SID or a name); needs SeImpersonatePrivilege
     #[arg(long = "as", global = true, value_name = "P")]
     as_principal: Option<String>,
@@ -279,10 +288,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    store_dir::resolve(cli.store).and_then(|dir| {
+    let memory = cli.memory;
+    let located = match cli.persist {
+        Some(image) => Ok(image),
+        None => store_dir::resolve(cli.store),
+    };
+    located.and_then(|dir| {
         let ctx = Ctx {
             dir,
             as_principal: cli.as_principal,
+            memory,
         };
         match cli.command {
             Command::Init(args) => commands::init(&ctx, &args),
@@ -311,6 +326,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Import(args) => reg::import(&ctx, &args),
             Command::Export(args) => reg::export(&ctx, &args),
             Command::Bench(args) => bench::run(&ctx.dir, &args),
-        }
+        }?;
+        // An in-memory store's changes reach its image only now, after the command succeeded.
+        store_dir::flush_memory()
     })
 }

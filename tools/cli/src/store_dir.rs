@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use hivelog::principals::ADMINISTRATORS;
 use hivelog::{Options, Privileges, SYSTEM_PRINCIPAL, Store};
@@ -42,9 +43,40 @@ pub(crate) fn resolve(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
 
 /// Where the store is and who runs the command: `--store` and `--as`.
 pub(crate) struct Ctx {
+    /// The store's directory, or with `--memory` the image file it boots from.
     pub dir: PathBuf,
     /// `--as P`: act as principal P (needs SeImpersonatePrivilege).
     pub as_principal: Option<String>,
+    /// `--memory --persist FILE`: the store is in memory, booted from FILE.
+    pub memory: bool,
+}
+
+/// The in-memory store of a `--memory` run (booted once, whatever the command opens), and
+/// the sequence number it booted at.
+static IN_MEMORY: OnceLock<(Store, u64)> = OnceLock::new();
+
+/// With `--memory`: the in-memory store booted from the image (a first boot if there is
+/// none yet), as the command's caller.
+fn in_memory(ctx: &Ctx) -> Result<Store, Failure> {
+    if let Some((store, _)) = IN_MEMORY.get() {
+        return as_caller(store.clone(), ctx);
+    }
+    let store = Store::in_memory_with(hivelog::FileImage::new(&ctx.dir), Options::default())?;
+    let booted = store.seq();
+    let store = IN_MEMORY.get_or_init(|| (store, booted)).0.clone();
+    as_caller(store, ctx)
+}
+
+/// With `--memory`, after a command succeeded: the image saved back if the command changed
+/// anything (a read leaves the file as it was).
+pub(crate) fn flush_memory() -> Result<(), Failure> {
+    let Some((store, booted)) = IN_MEMORY.get() else {
+        return Ok(());
+    };
+    if store.seq() != *booted {
+        store.flush()?;
+    }
+    Ok(())
 }
 
 impl Ctx {
@@ -103,12 +135,18 @@ fn as_caller(store: Store, ctx: &Ctx) -> Result<Store, Failure> {
 
 /// Opens (creating if need be) the store for writing.
 pub(crate) fn open_write(ctx: &Ctx) -> Result<Store, Failure> {
+    if ctx.memory {
+        return in_memory(ctx);
+    }
     as_caller(Store::open(&ctx.dir, Options::default())?, ctx)
 }
 
 /// Opens an existing store for writing without applying a staged restore: for staging or
 /// cancelling one.
 pub(crate) fn open_staging(ctx: &Ctx) -> Result<Store, Failure> {
+    if ctx.memory {
+        return in_memory(ctx);
+    }
     require_store(&ctx.dir)?;
     let options = Options {
         apply_staged_restore: false,
@@ -131,6 +169,9 @@ fn require_store(dir: &Path) -> Result<(), Failure> {
 /// Opens an existing store for writing (for changes that make no sense on an empty store,
 /// such as deletes); a missing store is an error, never created.
 pub(crate) fn open_existing_write(ctx: &Ctx) -> Result<Store, Failure> {
+    if ctx.memory {
+        return in_memory(ctx);
+    }
     require_store(&ctx.dir)?;
     open_write(ctx)
 }
@@ -147,6 +188,11 @@ pub(crate) fn check_path(ctx: &Ctx, path: &str) -> Result<(), Failure> {
 /// Opens an existing store to follow its writer (another `hivelog` process, or a service):
 /// read-only, with no lock, reading new commits as they land.
 pub(crate) fn open_follow(ctx: &Ctx) -> Result<Store, Failure> {
+    if ctx.memory {
+        return Err(fail(
+            "an in-memory store (--memory) has no writer to follow: watch a store on disk",
+        ));
+    }
     require_store(&ctx.dir)?;
     let options = Options {
         read_only: true,
@@ -160,6 +206,9 @@ pub(crate) fn open_follow(ctx: &Ctx) -> Result<Store, Failure> {
 /// staged by `restore-file` takes effect at the store's next open, whatever the command: a
 /// writable open applies it first.
 pub(crate) fn open_read(ctx: &Ctx) -> Result<Store, Failure> {
+    if ctx.memory {
+        return in_memory(ctx);
+    }
     require_store(&ctx.dir)?;
     if ctx.dir.join(hivelog::STAGED_RESTORE_FILE).exists() {
         Store::open(&ctx.dir, Options::default())?.close()?;

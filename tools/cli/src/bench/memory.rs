@@ -63,7 +63,11 @@ pub(crate) fn in_memory(dir: &Path, data: &Dataset, report: &mut Report) -> Resu
         grouped(memory_w1),
         ratio,
         grouped(disk_w1),
-        if ratio >= W1_RATIO_TARGET { "met" } else { "missed" }
+        if ratio >= W1_RATIO_TARGET {
+            "met"
+        } else {
+            "missed"
+        }
     );
     println!(
         "W3 in memory, 1 thr     {:>12} gets/s     (the journaled store's: {})",
@@ -77,7 +81,11 @@ pub(crate) fn in_memory(dir: &Path, data: &Dataset, report: &mut Report) -> Resu
         "flush of 1 M values     {rate:>9.0} MB/s       ({:.1} MB image in {:.3} s to a file, synced, renamed; median of {ROUNDS}; target {FLUSH_TARGET_MB_PER_S:.0}: {})",
         bytes as f64 / MB,
         time.as_secs_f64(),
-        if rate >= FLUSH_TARGET_MB_PER_S { "met" } else { "missed" }
+        if rate >= FLUSH_TARGET_MB_PER_S {
+            "met"
+        } else {
+            "missed"
+        }
     );
     report.add("memory", "W1 values/s", memory_w1, "values/s");
     report.add("memory", "W1 journaled values/s", disk_w1, "values/s");
