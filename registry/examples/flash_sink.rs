@@ -33,7 +33,9 @@ impl Flash {
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, [Vec<u8>; 2]> {
-        self.device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.device
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -76,7 +76,7 @@ pub use offline::{
     HiveMount, OFFLINE_HIVE_SOURCE, OFFLINE_KEYS_MAX, OFFLINE_VALUES_MAX, OfflineHive, OfflineKey,
 };
 pub use op::AuditEvent;
-pub use parameters::{PARAMETERS_KEY, ParameterReport};
+pub use parameters::{FLUSH_INTERVAL_MAX_MS, PARAMETERS_KEY, ParameterReport};
 pub use path::{DEPTH_MAX, Hive, KEY_NAME_MAX_CHARS, KeyPath, VALUE_NAME_MAX_CHARS};
 pub use pitr::{VerifiedFile, recover_from_backup, verify_archive_file, verify_file};
 pub use reg::{

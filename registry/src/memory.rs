@@ -7,7 +7,9 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hivelog_log::Seq;
 use hivelog_log::mem::MemVfs;
@@ -17,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::op::AuditEvent;
 use crate::restore::{RestoreTarget, Verified};
 use crate::security::SYSTEM;
-use crate::store::{Options, Store};
+use crate::store::{Inner, Options, Store};
 use crate::txn::Intent;
 
 /// The directory an in-memory store's journal lives in, inside its own memory.
@@ -96,50 +98,137 @@ impl Store {
         if store.inner().persistence.set(Mutex::new(hook)).is_err() {
             unreachable!("a new store has no persistence hook yet");
         }
+        // What was booted is what the image holds: nothing to flush yet.
+        lock(&store.inner().flush_policy.last).seq = store.seq();
+        start_flusher(&store)?;
         Ok(store)
     }
 
     /// Saves the whole registry (every hive, layer and descriptor, as it is now) through
     /// the store's persistence hook, streamed in bounded memory. A failure returns the error
     /// and changes nothing: the store keeps working, and the next flush starts from scratch.
+    /// The parameters FlushEveryCommits and FlushIntervalMs make the store flush by itself.
     pub fn flush(&self) -> Result<FlushReport> {
-        let Some(hook) = self.inner().persistence.get() else {
-            return Err(Error::NoPersistence);
-        };
-        let mut persistence = hook.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seq = self.seq();
-        let mut written = None;
-        let mut failed = None;
-        let saved = persistence.save(&mut |out| match write_backup(
-            self.inner(),
-            Anchor::Registry,
-            seq,
-            out,
-            SYSTEM,
-        ) {
-            Ok(report) => {
-                written = Some(report.bytes);
-                Ok(())
-            }
-            Err(error) => {
-                let message = error.to_string();
-                failed = Some(error);
-                Err(io::Error::other(message))
-            }
-        });
-        match (saved, failed, written) {
-            (_, Some(error), _) => Err(error),
-            (Err(source), None, _) => Err(Error::Io {
-                what: "saving the registry's image".into(),
-                source,
-            }),
-            (Ok(()), None, Some(bytes)) => Ok(FlushReport { seq, bytes }),
-            (Ok(()), None, None) => Err(Error::Io {
-                what: "saving the registry's image".into(),
-                source: io::Error::other("the persistence hook saved without writing the image"),
-            }),
-        }
+        flush(self.inner())
     }
+
+    /// Why the last flush the store made by itself (by FlushEveryCommits or
+    /// FlushIntervalMs) failed, if it did; `None` once one succeeds again.
+    pub fn last_flush_failure(&self) -> Option<String> {
+        lock(&self.inner().flush_policy.last).failure.clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// When a store with a persistence hook flushes by itself, and how the last flush went.
+#[derive(Default)]
+pub(crate) struct FlushPolicy {
+    /// Flush once this many commits have come since the last flush (0: never).
+    pub every_commits: AtomicU64,
+    /// Flush this long after a change (0: never).
+    pub interval_ms: AtomicU64,
+    last: Mutex<LastFlush>,
+}
+
+#[derive(Default)]
+struct LastFlush {
+    /// The sequence number the last good image holds.
+    seq: Seq,
+    /// Why the last flush failed, until one succeeds.
+    failure: Option<String>,
+}
+
+/// How often the flusher looks at the policy.
+const FLUSH_POLL: Duration = Duration::from_millis(10);
+
+fn flush(inner: &Inner) -> Result<FlushReport> {
+    let Some(hook) = inner.persistence.get() else {
+        return Err(Error::NoPersistence);
+    };
+    let mut persistence = lock(hook);
+    let seq = inner.visible();
+    let mut written = None;
+    let mut failed = None;
+    let saved =
+        persistence.save(
+            &mut |out| match write_backup(inner, Anchor::Registry, seq, out, SYSTEM) {
+                Ok(report) => {
+                    written = Some(report.bytes);
+                    Ok(())
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    failed = Some(error);
+                    Err(io::Error::other(message))
+                }
+            },
+        );
+    let result = match (saved, failed, written) {
+        (_, Some(error), _) => Err(error),
+        (Err(source), None, _) => Err(Error::Io {
+            what: "saving the registry's image".into(),
+            source,
+        }),
+        (Ok(()), None, Some(bytes)) => Ok(FlushReport { seq, bytes }),
+        (Ok(()), None, None) => Err(Error::Io {
+            what: "saving the registry's image".into(),
+            source: io::Error::other("the persistence hook saved without writing the image"),
+        }),
+    };
+    let mut last = lock(&inner.flush_policy.last);
+    match &result {
+        Ok(report) => {
+            last.seq = report.seq;
+            last.failure = None;
+        }
+        Err(error) => last.failure = Some(error.to_string()),
+    }
+    result
+}
+
+/// The flusher: flushes when the policy says so, until the store goes.
+fn start_flusher(store: &Store) -> Result<()> {
+    let weak = Arc::downgrade(store.inner());
+    std::thread::Builder::new()
+        .name("hivelog-flush".into())
+        .spawn(move || {
+            let mut changed_at: Option<(Seq, Instant)> = None;
+            loop {
+                std::thread::sleep(FLUSH_POLL);
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let policy = &inner.flush_policy;
+                let every = policy.every_commits.load(Ordering::Relaxed);
+                let interval = policy.interval_ms.load(Ordering::Relaxed);
+                let visible = inner.visible();
+                let flushed = lock(&policy.last).seq;
+                if visible <= flushed {
+                    changed_at = None;
+                    continue;
+                }
+                // The first change since the last flush starts the interval.
+                let since = *changed_at.get_or_insert((visible, Instant::now()));
+                let by_count = every > 0 && visible - flushed >= every;
+                let by_time = interval > 0 && since.1.elapsed() >= Duration::from_millis(interval);
+                if by_count || by_time {
+                    // A failure is kept for `last_flush_failure`; the next turn retries.
+                    if flush(&inner).is_ok() {
+                        changed_at = None;
+                    }
+                }
+            }
+        })
+        .map_err(|source| Error::Io {
+            what: "starting the flush thread".into(),
+            source,
+        })?;
+    Ok(())
 }
 
 /// The hook's image, whole, bounded by IMAGE_MAX_BYTES.

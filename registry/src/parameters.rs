@@ -45,16 +45,25 @@ enum Param {
     ValueSizeMaxBytes,
     /// REG_DWORD, the depth of new watches' queues.
     WatchQueueDepth,
+    /// REG_DWORD, an in-memory store's flush after this many commits (0: never).
+    FlushEveryCommits,
+    /// REG_DWORD, an in-memory store's flush this many ms after a change (0: never).
+    FlushIntervalMs,
 }
 
 /// In the order they are checked: the segment size before the value size it bounds.
-const PARAMS: [Param; 5] = [
+const PARAMS: [Param; 7] = [
     Param::SyncPolicy,
     Param::SyncIntervalMs,
     Param::SegmentSizeBytes,
     Param::ValueSizeMaxBytes,
     Param::WatchQueueDepth,
+    Param::FlushEveryCommits,
+    Param::FlushIntervalMs,
 ];
+
+/// Longest flush interval: a day.
+pub const FLUSH_INTERVAL_MAX_MS: u64 = 86_400_000;
 
 const POLICY_NEVER: u64 = 0;
 const POLICY_INTERVAL: u64 = 1;
@@ -71,6 +80,8 @@ impl Param {
             Param::SegmentSizeBytes => "SegmentSizeBytes",
             Param::ValueSizeMaxBytes => "ValueSizeMaxBytes",
             Param::WatchQueueDepth => "WatchQueueDepth",
+            Param::FlushEveryCommits => "FlushEveryCommits",
+            Param::FlushIntervalMs => "FlushIntervalMs",
         }
     }
 
@@ -132,6 +143,8 @@ impl Param {
                         " (at most VALUE_SIZE_LIMIT_BYTES and half the segment size)",
                     ),
                     Param::WatchQueueDepth => range(n, 1, WATCH_QUEUE_DEPTH_MAX as u64, ""),
+                    Param::FlushEveryCommits => range(n, 0, u64::from(u32::MAX), " (0: never)"),
+                    Param::FlushIntervalMs => range(n, 0, FLUSH_INTERVAL_MAX_MS, " ms (0: never)"),
                     Param::SyncPolicy => unreachable!("handled above"),
                 }
             }
@@ -182,6 +195,8 @@ impl Parameters {
             options.segment_size_bytes,
             u64::from(options.value_size_max_bytes),
             options.watch_queue_depth as u64,
+            options.flush_every_commits,
+            options.flush_interval_ms,
         ];
         Parameters {
             state: Mutex::new(State {
@@ -375,6 +390,14 @@ fn apply(inner: &Inner, in_force: &[u64; PARAMS.len()]) -> Result<()> {
         .value_size_max_bytes
         .store(value_max, Ordering::Relaxed);
     inner.watches.set_queue_depth(in_force[4] as usize);
+    inner
+        .flush_policy
+        .every_commits
+        .store(in_force[5], Ordering::Relaxed);
+    inner
+        .flush_policy
+        .interval_ms
+        .store(in_force[6], Ordering::Relaxed);
     Ok(())
 }
 

@@ -63,6 +63,12 @@ pub struct Options {
     pub caller: Caller,
     /// Events a watch's queue holds before the watch overflows: 1 to WATCH_QUEUE_DEPTH_MAX.
     pub watch_queue_depth: usize,
+    /// An in-memory store with a persistence hook flushes after this many commits (0:
+    /// only when asked).
+    pub flush_every_commits: u64,
+    /// ... and this many milliseconds after a change (0: only when asked), up to
+    /// FLUSH_INTERVAL_MAX_MS.
+    pub flush_interval_ms: u64,
     /// The file system; tests substitute a simulated one.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -79,6 +85,8 @@ impl Default for Options {
             apply_staged_restore: true,
             caller: Caller::system(),
             watch_queue_depth: WATCH_QUEUE_DEPTH_DEFAULT,
+            flush_every_commits: 0,
+            flush_interval_ms: 0,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -99,6 +107,20 @@ impl Options {
                 name: "watch_queue_depth",
                 value: self.watch_queue_depth as u64,
                 reason: "must be 1 to WATCH_QUEUE_DEPTH_MAX (1,048,576)",
+            });
+        }
+        if self.flush_every_commits > u64::from(u32::MAX) {
+            return Err(Error::InvalidOption {
+                name: "flush_every_commits",
+                value: self.flush_every_commits,
+                reason: "must be at most 4294967295",
+            });
+        }
+        if self.flush_interval_ms > crate::parameters::FLUSH_INTERVAL_MAX_MS {
+            return Err(Error::InvalidOption {
+                name: "flush_interval_ms",
+                value: self.flush_interval_ms,
+                reason: "must be at most FLUSH_INTERVAL_MAX_MS (a day)",
             });
         }
         if u64::from(max) > self.segment_size_bytes / 2 {
@@ -171,6 +193,8 @@ pub(crate) struct Inner {
     pub in_memory: bool,
     /// Where `flush` saves the registry (`Store::in_memory_with`).
     pub persistence: std::sync::OnceLock<crate::memory::Hook>,
+    /// When a store with a persistence hook flushes by itself (parameters).
+    pub flush_policy: crate::memory::FlushPolicy,
     /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
     /// pump itself, holding the last handle).
     pub _stop_pump: StopPump,
@@ -310,6 +334,7 @@ impl Store {
             watches: watches.clone(),
             in_memory,
             persistence: std::sync::OnceLock::new(),
+            flush_policy: crate::memory::FlushPolicy::default(),
             _stop_pump: StopPump(watches),
         });
         let session = Arc::new(Session::new(&inner, options.caller)?);

@@ -279,3 +279,60 @@ fn a_sink_that_fails_midway_leaves_the_image_and_the_store_as_they_were() {
     let rebooted = Store::in_memory_with(FileImage::new(&file), Options::default()).unwrap();
     assert_eq!(dump(&rebooted), expected);
 }
+
+/// Waits until `image` holds a registry in which `path` exists, or PATIENCE passes.
+fn saved_with(image: &VecImage, path: &str) -> bool {
+    let waited = std::time::Instant::now();
+    while waited.elapsed() < std::time::Duration::from_secs(20) {
+        if let Some(bytes) = image.image() {
+            let booted = Store::in_memory_with(VecImage::with(bytes), Options::default()).unwrap();
+            if booted.open_key(path).is_ok() {
+                return true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_policy_flushes_by_itself_after_commits_or_time() {
+    let image = VecImage::new();
+    let options = Options {
+        flush_every_commits: 3,
+        ..Options::default()
+    };
+    let store = Store::in_memory_with(image.clone(), options).unwrap();
+    store.create_key(r"HKLM\Software\One").unwrap();
+    store.create_key(r"HKLM\Software\Two").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(image.image(), None, "two commits: not yet");
+    store.create_key(r"HKLM\Software\Three").unwrap();
+    assert!(
+        saved_with(&image, r"HKLM\Software\Three"),
+        "the third commit is flushed"
+    );
+
+    // The interval, set live through the parameters: a change alone is flushed soon after.
+    store.create_key(hivelog::PARAMETERS_KEY).unwrap();
+    let mut tx = store.transaction();
+    tx.set_value(
+        hivelog::PARAMETERS_KEY,
+        "FlushIntervalMs",
+        &Value::dword(50),
+    )
+    .unwrap();
+    tx.set_value(
+        hivelog::PARAMETERS_KEY,
+        "FlushEveryCommits",
+        &Value::dword(0),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    store.create_key(r"HKLM\Software\Later").unwrap();
+    assert!(
+        saved_with(&image, r"HKLM\Software\Later"),
+        "flushed by the interval"
+    );
+    assert_eq!(store.last_flush_failure(), None);
+}

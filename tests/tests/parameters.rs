@@ -92,7 +92,9 @@ fn a_new_store_runs_on_defaults_with_no_configuration_beneath_its_hives() {
             "SyncIntervalMs",
             "SegmentSizeBytes",
             "ValueSizeMaxBytes",
-            "WatchQueueDepth"
+            "WatchQueueDepth",
+            "FlushEveryCommits",
+            "FlushIntervalMs"
         ]
     );
     for p in store.parameters() {
