@@ -266,7 +266,7 @@ fn is_within(path: &str, root: &str) -> bool {
 /// The path of key `id` as of `at`, or, for a key that transaction `seq` created and
 /// deleted itself (at no snapshot at all), as it was inside that transaction; a placeholder
 /// naming the id if neither (a record the index no longer knows).
-fn path_of(state: &State, id: KeyId, at: Seq, seq: Seq) -> String {
+pub(crate) fn path_of(state: &State, id: KeyId, at: Seq, seq: Seq) -> String {
     let node = state.index.node_of(id);
     node.and_then(|node| {
         state
@@ -277,7 +277,7 @@ fn path_of(state: &State, id: KeyId, at: Seq, seq: Seq) -> String {
     .unwrap_or_else(|| format!("<key #{id}>"))
 }
 
-pub(crate) fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
+fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> {
     let before = seq.saturating_sub(1);
     let layer = |id| state.layers.name_at(id, seq);
     Ok(match op {

@@ -7,7 +7,7 @@ use hivelog_index::fold::fold;
 use hivelog_log::{Rejected, Seq, TxnView};
 
 use super::{Scope, WatchFilter};
-use crate::history::{HistoryOp, describe};
+use crate::history::path_of;
 use crate::op::Op;
 use crate::store::State;
 
@@ -120,47 +120,59 @@ impl Scope {
 /// The events of committed transaction `txn`, in the order of its records. A key created
 /// by the transaction reports its creation only (not the descriptor, class or link flag it
 /// was created with); a restore reports one SubtreeRestored for its key and nothing of what
-/// it wrote below it.
+/// it wrote below it. Keys are named as `hivelog log` names them; no value's data is read.
 pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>, Rejected> {
+    let (seq, before) = (txn.seq, txn.seq.saturating_sub(1));
+    let path = |id, at| path_of(state, id, at, seq);
+    let layer = |id| -> Arc<str> { state.layers.name_at(id, seq).into() };
     let mut created: HashSet<String> = HashSet::new();
     let mut restored: Vec<String> = Vec::new();
     let mut changes = Vec::new();
     for record in txn.ops {
         let op = Op::decode(record.payload).map_err(|short| Rejected(short.0.to_string()))?;
-        let (path, kind) = match describe(state, op, txn.seq)? {
-            HistoryOp::CreateKey { path } => (path, WatchEventKind::KeyCreated),
-            HistoryOp::DeleteKey { path } | HistoryOp::DeleteTree { path } => {
-                (path, WatchEventKind::KeyDeleted)
+        let (path, kind) = match op {
+            Op::CreateKey { id, .. } => (path(id, seq), WatchEventKind::KeyCreated),
+            Op::DeleteKey { id } | Op::DeleteTree { id } => {
+                (path(id, before), WatchEventKind::KeyDeleted)
             }
-            HistoryOp::ClearSubtree { path } => (path, WatchEventKind::SubtreeRestored),
-            HistoryOp::SetValue {
-                path, layer, name, ..
+            Op::ClearSubtree { id } => (path(id, seq), WatchEventKind::SubtreeRestored),
+            Op::SetValue {
+                key,
+                layer: id,
+                name,
+                ..
             } => (
-                path,
+                path(key, seq),
                 WatchEventKind::ValueSet {
-                    layer: layer.into(),
+                    layer: layer(id),
                     name: name.into(),
                 },
             ),
-            HistoryOp::DeleteValue { path, layer, name } => (
-                path,
+            Op::DeleteValue {
+                key,
+                layer: id,
+                name,
+            } => (
+                path(key, seq),
                 WatchEventKind::ValueDeleted {
-                    layer: layer.into(),
+                    layer: layer(id),
                     name: name.into(),
                 },
             ),
-            HistoryOp::SetSecurity { path, .. } => (path, WatchEventKind::SecurityChanged),
-            HistoryOp::DropLayer { name } => (
+            Op::SetSecurity { id, .. } => (path(id, seq), WatchEventKind::SecurityChanged),
+            Op::DropLayer { id } => (
                 String::new(),
-                WatchEventKind::LayerDropped { layer: name.into() },
+                WatchEventKind::LayerDropped {
+                    layer: state.layers.name_at(id, before).into(),
+                },
             ),
-            HistoryOp::MarkLink { .. }
-            | HistoryOp::SetClass { .. }
-            | HistoryOp::CreateLayer { .. }
-            | HistoryOp::Audit { .. } => continue,
+            Op::SetKeyFlags { .. }
+            | Op::SetKeyClass { .. }
+            | Op::CreateLayer { .. }
+            | Op::Audit { .. } => continue,
         };
         let change = Change::new(WatchEvent {
-            seq: txn.seq,
+            seq,
             path: path.into(),
             kind,
         });

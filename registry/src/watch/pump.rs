@@ -63,11 +63,18 @@ impl Watches {
     }
 }
 
+/// How long the pump lets commits gather after a wake: the most it adds to an event's
+/// delivery.
+const PUMP_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// The pump's loop: wait for a wake, deliver everything visible, until the store stops.
 /// It holds the store only with the hub locked, so that `Store::close`, which takes the hub
 /// lock, can tell whether it holds the last handle.
 fn run(watches: &Watches, store: &Weak<Inner>) {
     while watches.woken.recv().is_ok() {
+        // Commits that land meanwhile are delivered together: a wake per commit (a context
+        // switch each, on a machine the committers keep busy) cost them 10% at W2's rate.
+        std::thread::sleep(PUMP_PAUSE);
         if watches.stopping.load(Ordering::Acquire) {
             return;
         }
