@@ -10,7 +10,9 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::layers::BASE_LAYER;
 use crate::path::{Hive, KeyPath};
-use crate::reg::{ExportReport, ImportReport, RegFile, RegFormat, RegOp, RegWriter, parse};
+use crate::reg::{
+    ExportReport, ImportReport, RegFile, RegFormat, RegOp, RegWriter, key_path, parse, refused,
+};
 
 use super::{HiveMount, OfflineHive};
 
@@ -97,40 +99,23 @@ impl OfflineHive {
 
     /// Applies `file` to this hive (a copy the caller discards on an error).
     fn apply(&mut self, file: RegFile, source_name: &str) -> Result<ImportReport> {
-        let refused = |line: u64, source: Error| Error::RegImport {
-            file: source_name.to_string(),
-            line,
-            source: Box::new(source),
-        };
-        let mut report = ImportReport {
-            format: file.format,
-            keys: 0,
-            values_set: 0,
-            values_deleted: 0,
-            trees_deleted: 0,
-            seq: 0,
-        };
+        let mut report = ImportReport::new(file.format);
         // The hive path of the latest `[KEY]` (the parser puts one before every value).
         let mut current = String::new();
         for op in file.ops {
             let line = op.line();
-            self.apply_op(op, &mut current, &mut report)
-                .map_err(|error| refused(line, error))?;
+            report.count(&op);
+            self.apply_op(op, &mut current)
+                .map_err(|error| refused(source_name, line, error))?;
         }
         Ok(report)
     }
 
-    fn apply_op(
-        &mut self,
-        op: RegOp,
-        current: &mut String,
-        report: &mut ImportReport,
-    ) -> Result<()> {
+    fn apply_op(&mut self, op: RegOp, current: &mut String) -> Result<()> {
         match op {
             RegOp::Key { root, path, .. } => {
                 *current = self.hive_path(root, &path)?;
                 self.create_key(current)?;
-                report.keys += 1;
             }
             RegOp::DeleteTree { root, path, .. } => {
                 let path = self.hive_path(root, &path)?;
@@ -138,18 +123,15 @@ impl OfflineHive {
                     Ok(()) | Err(Error::KeyNotFound { .. }) => {}
                     Err(error) => return Err(error),
                 }
-                report.trees_deleted += 1;
             }
             RegOp::SetValue { name, value, .. } => {
                 self.set_value_in(BASE_LAYER, current, &name, &value)?;
-                report.values_set += 1;
             }
             RegOp::DeleteValue { name, .. } => {
                 match self.delete_value_in(BASE_LAYER, current, &name) {
                     Ok(()) | Err(Error::ValueNotFound { .. }) => {}
                     Err(error) => return Err(error),
                 }
-                report.values_deleted += 1;
             }
         }
         Ok(())
@@ -157,11 +139,7 @@ impl OfflineHive {
 
     /// The hive path of `.reg` key `root\path`, which must be in the hive.
     fn hive_path(&self, root: &str, path: &str) -> Result<String> {
-        let full = if path.is_empty() {
-            root.to_string()
-        } else {
-            format!("{root}\\{path}")
-        };
+        let full = key_path(root, path);
         // The store's reading of the name: HKEY_CURRENT_USER is the hive's editor's key.
         let key = KeyPath::parse(&full, &self.principal)?;
         match self.mount() {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::ImportReport;
-use super::parse::{RegFile, RegOp, parse};
+use super::parse::{RegFile, RegOp, key_path, parse};
+use super::refused;
 use crate::error::{Error, Result};
 use crate::path::KeyPath;
 use crate::store::Store;
@@ -21,19 +22,8 @@ pub(super) fn import(store: &Store, input: &[u8], source_name: &str) -> Result<I
 
 /// Applies `file` as one transaction; `source_name` names it in errors.
 fn apply(store: &Store, file: RegFile, source_name: &str) -> Result<ImportReport> {
-    let refused = |line: u64, source: Error| Error::RegImport {
-        file: source_name.to_string(),
-        line,
-        source: Box::new(source),
-    };
-    let mut report = ImportReport {
-        format: file.format,
-        keys: 0,
-        values_set: 0,
-        values_deleted: 0,
-        trees_deleted: 0,
-        seq: 0,
-    };
+    let at_line = |line: u64, source: Error| refused(source_name, line, source);
+    let mut report = ImportReport::new(file.format);
     let mut tx = store.transaction();
     tx.reserve(file.ops.len());
     // The line of each intent, by its index in the transaction: one intent per op.
@@ -43,56 +33,40 @@ fn apply(store: &Store, file: RegFile, source_name: &str) -> Result<ImportReport
     for op in file.ops {
         let line = op.line();
         journal_bytes += RECORD_OVERHEAD_BYTES + op_bytes(&op);
-        add(&mut tx, op, &mut key, &mut report).map_err(|error| refused(line, error))?;
+        report.count(&op);
+        add(&mut tx, op, &mut key).map_err(|error| at_line(line, error))?;
         lines.push(line);
         assert_eq!(tx.len(), lines.len(), "one intent per op");
     }
     report.seq = tx
         .commit_traced(journal_bytes)
         .map_err(|failed| match failed.intent {
-            Some(i) => refused(lines[i], failed.error),
+            Some(i) => at_line(lines[i], failed.error),
             None => failed.error,
         })?;
     Ok(report)
 }
 
 /// Adds `op` to `tx`; `key` is the key the latest `[KEY]` resolved to.
-fn add(
-    tx: &mut Transaction,
-    op: RegOp,
-    key: &mut Option<Arc<KeyPath>>,
-    report: &mut ImportReport,
-) -> Result<()> {
+fn add(tx: &mut Transaction, op: RegOp, key: &mut Option<Arc<KeyPath>>) -> Result<()> {
     // The parser puts a `[KEY]` before every value.
     let current = |key: &Option<Arc<KeyPath>>| key.clone().expect("a [KEY] before each value");
     match op {
         RegOp::Key { root, path, .. } => {
-            *key = Some(tx.create_key_resolved(&full_path(root, &path))?);
-            report.keys += 1;
+            *key = Some(tx.create_key_resolved(&key_path(root, &path))?);
         }
         RegOp::DeleteTree { root, path, .. } => {
             *key = None;
-            tx.delete_tree_if_exists(&full_path(root, &path))?;
-            report.trees_deleted += 1;
+            tx.delete_tree_if_exists(&key_path(root, &path))?;
         }
         RegOp::SetValue { name, value, .. } => {
             tx.set_value_at(&current(key), name, value)?;
-            report.values_set += 1;
         }
         RegOp::DeleteValue { name, .. } => {
             tx.delete_value_if_exists(&current(key), &name)?;
-            report.values_deleted += 1;
         }
     }
     Ok(())
-}
-
-fn full_path(root: &str, path: &str) -> String {
-    if path.is_empty() {
-        root.to_string()
-    } else {
-        format!("{root}\\{path}")
-    }
 }
 
 /// What `op` puts in its journal record besides the fixed part, at most.

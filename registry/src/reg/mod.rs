@@ -58,10 +58,10 @@ use std::io::Write;
 
 use hivelog_log::Seq;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::Store;
 
-pub(crate) use parse::{RegFile, RegOp, parse};
+pub(crate) use parse::{RegFile, RegOp, key_path, parse};
 pub use text::RegEncoding;
 pub(crate) use write::RegWriter;
 
@@ -140,6 +140,40 @@ pub struct ImportReport {
     /// The transaction's sequence number (the last committed one if the file changed
     /// nothing).
     pub seq: Seq,
+}
+
+impl ImportReport {
+    /// Nothing done yet, to a file in `format`.
+    pub(crate) fn new(format: RegFormat) -> ImportReport {
+        ImportReport {
+            format,
+            keys: 0,
+            values_set: 0,
+            values_deleted: 0,
+            trees_deleted: 0,
+            seq: 0,
+        }
+    }
+
+    /// Counts `op` among what the import did (an import that fails reports nothing).
+    pub(crate) fn count(&mut self, op: &RegOp) {
+        let counter = match op {
+            RegOp::Key { .. } => &mut self.keys,
+            RegOp::DeleteTree { .. } => &mut self.trees_deleted,
+            RegOp::SetValue { .. } => &mut self.values_set,
+            RegOp::DeleteValue { .. } => &mut self.values_deleted,
+        };
+        *counter += 1;
+    }
+}
+
+/// The error for a change at `line` of `file` that was refused for `source`.
+pub(crate) fn refused(file: &str, line: u64, source: Error) -> Error {
+    Error::RegImport {
+        file: file.to_string(),
+        line,
+        source: Box::new(source),
+    }
 }
 
 /// What an export wrote.

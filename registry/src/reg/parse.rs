@@ -42,6 +42,15 @@ pub(crate) enum RegOp {
     DeleteValue { line: u64, name: String },
 }
 
+/// The store path of key `path` below Windows root `root` (`""`: the root itself).
+pub(crate) fn key_path(root: &str, path: &str) -> String {
+    if path.is_empty() {
+        root.to_string()
+    } else {
+        format!("{root}\\{path}")
+    }
+}
+
 impl RegOp {
     pub(crate) fn line(&self) -> u64 {
         match self {
