@@ -16,6 +16,7 @@ pub mod codec;
 mod error;
 mod frame;
 mod group_commit;
+mod heap;
 mod journal;
 pub mod mem;
 mod record;

@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::heap::HeapBytes;
 use crate::vfs::{LockGuard, MappedFile, Vfs};
 
 /// Largest file a MemVfs creates (a segment's largest size, with room to spare).
@@ -23,7 +24,7 @@ pub struct MemVfs {
 #[derive(Default)]
 struct State {
     dirs: BTreeSet<PathBuf>,
-    files: BTreeMap<PathBuf, Arc<MemFile>>,
+    files: BTreeMap<PathBuf, Arc<HeapBytes>>,
 }
 
 impl MemVfs {
@@ -39,61 +40,18 @@ impl MemVfs {
     }
 }
 
-struct MemFile {
-    /// Written through raw pointers by the journal, as a mapping would be.
-    memory: *mut u8,
-    len: usize,
-    layout: std::alloc::Layout,
-}
-
-// SAFETY: `memory` is a heap allocation owned by this value; concurrent access follows the
-// journal's segment discipline (segment.rs), as it does for a real mapping.
-unsafe impl Send for MemFile {}
-// SAFETY: as for Send.
-unsafe impl Sync for MemFile {}
-
-impl MemFile {
-    fn new(len: u64) -> io::Result<Arc<MemFile>> {
-        if len > MEM_FILE_MAX_BYTES {
-            return Err(io::Error::other("an in-memory file is at most 4 GiB"));
-        }
-        let size = usize::try_from(len).map_err(io::Error::other)?.max(1);
-        let layout = std::alloc::Layout::from_size_align(size, 4096).map_err(io::Error::other)?;
-        // SAFETY: the layout has a non-zero size.
-        let memory = unsafe { std::alloc::alloc_zeroed(layout) };
-        if memory.is_null() {
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "no memory for an in-memory file",
-            ));
-        }
-        Ok(Arc::new(MemFile {
-            memory,
-            len: len as usize,
-            layout,
-        }))
-    }
-}
-
-impl Drop for MemFile {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.memory, self.layout) };
-    }
-}
-
 struct MemMapped {
-    file: Arc<MemFile>,
+    file: Arc<HeapBytes>,
     writable: bool,
 }
 
 impl MappedFile for MemMapped {
     fn as_ptr(&self) -> *const u8 {
-        self.file.memory
+        self.file.as_ptr()
     }
 
     fn len_bytes(&self) -> u64 {
-        self.file.len as u64
+        self.file.len() as u64
     }
 
     fn is_writable(&self) -> bool {
@@ -104,20 +62,7 @@ impl MappedFile for MemMapped {
         if !self.writable {
             return Err(io::ErrorKind::PermissionDenied.into());
         }
-        let start = usize::try_from(offset).map_err(io::Error::other)?;
-        let end = start
-            .checked_add(data.len())
-            .filter(|&end| end <= self.file.len)
-            .ok_or_else(|| io::Error::other("write past the end of an in-memory file"))?;
-        // SAFETY: in bounds (checked); the journal writes only bytes no one reads yet.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.file.memory.add(end - data.len()),
-                data.len(),
-            )
-        };
-        Ok(())
+        self.file.write_at(offset, data)
     }
 
     fn sync(&self, _written_end: u64) -> io::Result<()> {
@@ -163,7 +108,10 @@ impl Vfs for MemVfs {
         if state.files.contains_key(path) {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        let file = MemFile::new(len_bytes)?;
+        if len_bytes > MEM_FILE_MAX_BYTES {
+            return Err(io::Error::other("an in-memory file is at most 4 GiB"));
+        }
+        let file = Arc::new(HeapBytes::zeroed(len_bytes as usize)?);
         state.files.insert(path.to_path_buf(), file.clone());
         Ok(Arc::new(MemMapped {
             file,

@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::heap::HeapBytes;
 use crate::vfs::{LockGuard, MappedFile, Vfs};
 
 /// A simulated file system that forgets unsynced bytes at a power cut.
@@ -41,32 +42,19 @@ enum LockHolders {
 
 struct SimFile {
     /// The volatile image; written through raw pointers by the journal.
-    memory: *mut u8,
-    len: usize,
-    layout: std::alloc::Layout,
+    memory: HeapBytes,
     durable: Mutex<Vec<u8>>,
     writable: bool,
 }
 
-// SAFETY: `memory` is a heap allocation owned by this value; concurrent access follows the
-// journal's segment discipline (see segment.rs), as it would for a real mapping.
-unsafe impl Send for SimFile {}
-// SAFETY: as for Send.
-unsafe impl Sync for SimFile {}
-
 impl SimFile {
     fn new(content: &[u8], writable: bool) -> Arc<SimFile> {
-        let layout = std::alloc::Layout::from_size_align(content.len().max(1), 4096)
-            .expect("simulated file size is valid");
-        // SAFETY: the layout has a non-zero size.
-        let memory = unsafe { std::alloc::alloc_zeroed(layout) };
-        assert!(!memory.is_null(), "out of memory for a simulated file");
-        // SAFETY: fresh allocation of at least `content.len()` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(content.as_ptr(), memory, content.len()) };
+        let memory = HeapBytes::zeroed(content.len()).expect("memory for a simulated file");
+        memory
+            .write_at(0, content)
+            .expect("a simulated file holds its content");
         Arc::new(SimFile {
             memory,
-            len: content.len(),
-            layout,
             durable: Mutex::new(content.to_vec()),
             writable,
         })
@@ -74,19 +62,11 @@ impl SimFile {
 
     /// The volatile image. Only sound while no one writes the file.
     fn volatile_copy(&self) -> Vec<u8> {
-        // SAFETY: `memory` holds `len` initialized bytes; the caller guarantees no writer.
-        unsafe { std::slice::from_raw_parts(self.memory, self.len) }.to_vec()
+        self.memory.prefix(self.memory.len()).to_vec()
     }
 
     fn durable_copy(&self) -> Vec<u8> {
         lock(&self.durable).clone()
-    }
-}
-
-impl Drop for SimFile {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.memory, self.layout) };
     }
 }
 
@@ -99,11 +79,11 @@ struct SimMapped {
 
 impl MappedFile for SimMapped {
     fn as_ptr(&self) -> *const u8 {
-        self.file.memory
+        self.file.memory.as_ptr()
     }
 
     fn len_bytes(&self) -> u64 {
-        self.file.len as u64
+        self.file.memory.len() as u64
     }
 
     fn is_writable(&self) -> bool {
@@ -114,20 +94,7 @@ impl MappedFile for SimMapped {
         if !self.is_writable() {
             return Err(io::ErrorKind::PermissionDenied.into());
         }
-        let end = usize::try_from(offset)
-            .ok()
-            .and_then(|start| start.checked_add(data.len()))
-            .filter(|&end| end <= self.file.len)
-            .ok_or_else(|| io::Error::other("write past the end of a simulated file"))?;
-        // SAFETY: in bounds (checked); the journal writes only bytes no one reads yet.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.file.memory.add(end - data.len()),
-                data.len(),
-            )
-        };
-        Ok(())
+        self.file.memory.write_at(offset, data)
     }
 
     fn sync(&self, written_end: u64) -> io::Result<()> {
@@ -140,11 +107,10 @@ impl MappedFile for SimMapped {
             return Err(power_off());
         }
         state.syncs += 1;
-        let end = (written_end as usize).min(self.file.len);
-        // SAFETY: `[0, written_end)` is published journal data (or zeroed by recovery before
-        // the segment was shared): nobody writes it any more.
-        let bytes = unsafe { std::slice::from_raw_parts(self.file.memory, end) };
-        lock(&self.file.durable)[..end].copy_from_slice(bytes);
+        // `[0, written_end)` is published journal data (or zeroed by recovery before the
+        // segment was shared): nobody writes it any more.
+        let bytes = self.file.memory.prefix(written_end as usize);
+        lock(&self.file.durable)[..bytes.len()].copy_from_slice(bytes);
         Ok(())
     }
 }
@@ -377,7 +343,7 @@ impl Vfs for SimVfs {
     fn disk_usage(&self, path: &Path) -> io::Result<u64> {
         let state = self.state();
         let file = state.volatile.get(path).ok_or(io::ErrorKind::NotFound)?;
-        Ok(file.len as u64)
+        Ok(file.memory.len() as u64)
     }
 }
 
