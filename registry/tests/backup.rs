@@ -16,43 +16,10 @@ use hivelog::{
 use tempfile::TempDir;
 
 mod common;
-use common::{Change, Model, change, model_of};
+use common::{Change, Model, change, dump, dump_key, model_of};
 
 fn open(dir: &Path) -> Store {
     Store::open(dir, Options::default()).unwrap()
-}
-
-/// Everything a key is, recursively, as text lines: path, class, descriptor, each value with
-/// every layer's version. Two subtrees with the same dump are the same.
-fn dump(store: &Store, path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let key = store.open_key_with(path, Access::KEY_READ).unwrap();
-    dump_key(&key, "", &mut out);
-    out
-}
-
-fn dump_key(key: &hivelog::Key, relative: &str, out: &mut Vec<String>) {
-    out.push(format!(
-        "key {relative:?} class {:?} link {} sd {}",
-        key.class().unwrap(),
-        key.is_link().unwrap(),
-        sddl::format(&key.security().unwrap())
-    ));
-    for (name, _) in key.enum_values().unwrap() {
-        for layered in key.value_stack(&name).unwrap() {
-            out.push(format!(
-                "  {name:?} {} {:?} {:?}",
-                layered.layer, layered.value.ty, layered.value.data
-            ));
-        }
-    }
-    for sub in key.enum_keys().unwrap() {
-        let child = key.open_subkey_link(&sub).unwrap();
-        if child.is_volatile().unwrap() {
-            continue;
-        }
-        dump_key(&child, &format!("{relative}\\{sub}"), out);
-    }
 }
 
 /// A subtree using everything a backup must carry.

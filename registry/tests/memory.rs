@@ -13,16 +13,15 @@ use hivelog::{
 };
 use tempfile::TempDir;
 
+mod common;
+use common::dump_hives;
+
 const APP: &str = r"HKLM\Software\App";
 
 /// Everything the store holds under both hives, as lines: keys with their descriptor and
 /// class, every layer's version of every value.
 fn dump(store: &Store) -> Vec<String> {
-    let mut out = Vec::new();
-    for hive in ["HKLM", "HKU"] {
-        let key = store.open_key_with(hive, Access::KEY_READ).unwrap();
-        dump_key(&key, &mut out);
-    }
+    let mut out = dump_hives(|hive| store.open_key_with(hive, Access::KEY_READ));
     let layers: Vec<String> = store
         .layers()
         .into_iter()
@@ -30,23 +29,6 @@ fn dump(store: &Store) -> Vec<String> {
         .collect();
     out.push(format!("layers {layers:?}"));
     out
-}
-
-fn dump_key(key: &hivelog::Key, out: &mut Vec<String>) {
-    out.push(format!(
-        "{} class {:?} sd {}",
-        key.path(),
-        key.class().unwrap(),
-        sddl::format(&key.security().unwrap())
-    ));
-    for (name, _) in key.enum_values().unwrap() {
-        for layered in key.value_stack(&name).unwrap() {
-            out.push(format!("  {name:?} {} {:?}", layered.layer, layered.value));
-        }
-    }
-    for sub in key.enum_keys().unwrap() {
-        dump_key(&key.open_subkey_link(&sub).unwrap(), out);
-    }
 }
 
 fn fill(store: &Store) {

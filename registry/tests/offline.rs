@@ -12,48 +12,17 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use hivelog::{
-    Access, CreateOptions, DEPTH_MAX, Error, HiveMount, KEY_NAME_MAX_CHARS, LogError,
-    OFFLINE_HIVE_SOURCE, OfflineHive, OfflineKey, Options, Store, VALUE_NAME_MAX_CHARS,
-    VALUE_SIZE_DEFAULT_MAX_BYTES, Value, ValueType, sddl,
+    CreateOptions, DEPTH_MAX, Error, HiveMount, KEY_NAME_MAX_CHARS, LogError, OFFLINE_HIVE_SOURCE,
+    OfflineHive, OfflineKey, Options, Store, VALUE_NAME_MAX_CHARS, VALUE_SIZE_DEFAULT_MAX_BYTES,
+    Value, ValueType, sddl,
 };
 use tempfile::TempDir;
 
+mod common;
+use common::dump;
+
 fn open_store(dir: &Path) -> Store {
     Store::open(dir, Options::default()).unwrap()
-}
-
-/// Everything a store's key is, recursively, as text lines: path, class, link flag,
-/// descriptor, each value with every layer's version. `dump_hive` writes the same lines for a
-/// hive, so a hive and a store's subtree with the same dump hold the same.
-fn dump_store(store: &Store, path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let key = store.open_key_with(path, Access::KEY_READ).unwrap();
-    dump_store_key(&key, "", &mut out);
-    out
-}
-
-fn dump_store_key(key: &hivelog::Key, relative: &str, out: &mut Vec<String>) {
-    out.push(format!(
-        "key {relative:?} class {:?} link {} sd {}",
-        key.class().unwrap(),
-        key.is_link().unwrap(),
-        sddl::format(&key.security().unwrap())
-    ));
-    for (name, _) in key.enum_values().unwrap() {
-        for layered in key.value_stack(&name).unwrap() {
-            out.push(format!(
-                "  {name:?} {} {:?} {:?}",
-                layered.layer, layered.value.ty, layered.value.data
-            ));
-        }
-    }
-    for sub in key.enum_keys().unwrap() {
-        let child = key.open_subkey_link(&sub).unwrap();
-        if child.is_volatile().unwrap() {
-            continue;
-        }
-        dump_store_key(&child, &format!("{relative}\\{sub}"), out);
-    }
 }
 
 fn dump_hive(hive: &OfflineHive) -> Vec<String> {
@@ -308,7 +277,7 @@ fn a_store_backup_opens_as_a_hive_saves_and_restores_unchanged() {
     let store = open_store(&dir.path().join("store"));
     let root = r"HKLM\Software\App";
     build_store(&store, root);
-    let before = dump_store(&store, root);
+    let before = dump(&store, root);
     let backup = dir.path().join("app.backup");
     store
         .backup(root, store.seq(), std::fs::File::create(&backup).unwrap())
@@ -329,8 +298,8 @@ fn a_store_backup_opens_as_a_hive_saves_and_restores_unchanged() {
     let other = open_store(&dir.path().join("other"));
     other.restore_file(r"HKLM\Software\Copy", &resaved).unwrap();
     other.restore_file(r"HKLM\Software\Orig", &backup).unwrap();
-    assert_eq!(dump_store(&other, r"HKLM\Software\Copy"), before);
-    assert_eq!(dump_store(&other, r"HKLM\Software\Orig"), before);
+    assert_eq!(dump(&other, r"HKLM\Software\Copy"), before);
+    assert_eq!(dump(&other, r"HKLM\Software\Orig"), before);
     let shape = |layers: Vec<hivelog::Layer>| -> Vec<(String, u16)> {
         layers.into_iter().map(|l| (l.name, l.precedence)).collect()
     };
@@ -348,10 +317,10 @@ fn a_hive_saved_offline_restores_into_a_store() {
     assert_eq!((info.anchor, info.principal.as_str()), (1, "alice"));
     let store = open_store(&dir.path().join("store"));
     store.restore_file(r"HKLM\Software\App", &file).unwrap();
-    assert_eq!(dump_store(&store, r"HKLM\Software\App"), dump_hive(&hive));
+    assert_eq!(dump(&store, r"HKLM\Software\App"), dump_hive(&hive));
     store.close().unwrap();
     let store = open_store(&dir.path().join("store"));
-    assert_eq!(dump_store(&store, r"HKLM\Software\App"), dump_hive(&hive));
+    assert_eq!(dump(&store, r"HKLM\Software\App"), dump_hive(&hive));
 }
 
 #[test]

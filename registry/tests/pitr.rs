@@ -8,34 +8,17 @@
 #![allow(clippy::unwrap_used)]
 
 use hivelog::{
-    Access, AuditEvent, Error, HistoryOp, Key, Options, Seq, Store, VerifiedFile,
-    recover_from_backup, sddl, verify_archive_file, verify_file,
+    Access, AuditEvent, Error, HistoryOp, Options, Seq, Store, VerifiedFile, recover_from_backup,
+    sddl, verify_archive_file, verify_file,
 };
 use proptest::prelude::*;
 use tempfile::TempDir;
 
 mod common;
-use common::{Model, ROLE_LAYER, change, model_of};
+use common::{Model, ROLE_LAYER, change, dump_hives, dump_key, model_of};
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(dir, Options::default()).unwrap()
-}
-
-fn dump_key(key: &Key, relative: &str, out: &mut Vec<String>) {
-    out.push(format!(
-        "key {relative:?} class {:?} sd {}",
-        key.class().unwrap(),
-        sddl::format(&key.security().unwrap())
-    ));
-    for (name, _) in key.enum_values().unwrap() {
-        for layered in key.value_stack(&name).unwrap() {
-            out.push(format!("  {name:?} {} {:?}", layered.layer, layered.value));
-        }
-    }
-    for sub in key.enum_keys().unwrap() {
-        let child = key.open_subkey_link(&sub).unwrap();
-        dump_key(&child, &format!("{relative}\\{sub}"), out);
-    }
 }
 
 /// Both hives, everything in them, as a snapshot at `at` (or now) reads them.
@@ -44,12 +27,7 @@ fn dump(store: &Store, at: Option<Seq>) -> Vec<String> {
         Some(seq) => store.snapshot_at(seq).unwrap(),
         None => store.snapshot(),
     };
-    let mut out = Vec::new();
-    for hive in ["HKLM", "HKU"] {
-        let key = view.open_key_with(hive, Access::KEY_READ).unwrap();
-        dump_key(&key, hive, &mut out);
-    }
-    out
+    dump_hives(|hive| view.open_key_with(hive, Access::KEY_READ))
 }
 
 /// A history touching keys, values, layers and descriptors; returns the sequence numbers.

@@ -14,6 +14,9 @@ use hivelog::{
 };
 use tempfile::TempDir;
 
+mod common;
+use common::dump_hives;
+
 fn open(dir: &Path) -> Store {
     Store::open(dir, Options::default()).unwrap()
 }
@@ -28,30 +31,7 @@ fn open_read_only(dir: &Path) -> Store {
 
 /// Both hives as text: every key with its descriptor, every layer's values.
 fn dump(store: &Store) -> Vec<String> {
-    fn walk(key: &hivelog::Key, path: &str, out: &mut Vec<String>) {
-        out.push(format!("{path} {}", sddl::format(&key.security().unwrap())));
-        for (name, _) in key.enum_values().unwrap() {
-            for layered in key.value_stack(&name).unwrap() {
-                out.push(format!("  {name:?} {} {:?}", layered.layer, layered.value));
-            }
-        }
-        for sub in key.enum_keys().unwrap() {
-            walk(
-                &key.open_subkey_link(&sub).unwrap(),
-                &format!(r"{path}\{sub}"),
-                out,
-            );
-        }
-    }
-    let mut out = Vec::new();
-    for hive in ["HKLM", "HKU"] {
-        walk(
-            &store.open_key_with(hive, Access::KEY_READ).unwrap(),
-            hive,
-            &mut out,
-        );
-    }
-    out
+    dump_hives(|hive| store.open_key_with(hive, Access::KEY_READ))
 }
 
 /// A store with some of everything; returns a whole-registry backup of it, in `files`.

@@ -4,7 +4,7 @@
 // Each test binary uses its own part of this.
 #![allow(dead_code)]
 
-use hivelog::{Error, Store, Value};
+use hivelog::{Access, Error, Key, Store, Value, sddl};
 
 /// The layer (besides `base`) the histories write to; a test creates it first.
 pub const ROLE_LAYER: &str = "role";
@@ -121,5 +121,50 @@ pub fn model_of(store: &Store, path: &str) -> Model {
     }
     let mut out = Model::new();
     walk(&store.open_key(path).unwrap(), "", &mut out);
+    out
+}
+
+/// Everything `key` is, recursively, as text lines: path (from `relative`), class, link flag,
+/// descriptor, each value with every layer's version. Volatile keys are left out (no backup
+/// or image carries them). Two subtrees with the same dump hold the same.
+pub fn dump_key(key: &Key, relative: &str, out: &mut Vec<String>) {
+    out.push(format!(
+        "key {relative:?} class {:?} link {} sd {}",
+        key.class().unwrap(),
+        key.is_link().unwrap(),
+        sddl::format(&key.security().unwrap())
+    ));
+    for (name, _) in key.enum_values().unwrap() {
+        for layered in key.value_stack(&name).unwrap() {
+            out.push(format!(
+                "  {name:?} {} {:?} {:?}",
+                layered.layer, layered.value.ty, layered.value.data
+            ));
+        }
+    }
+    for sub in key.enum_keys().unwrap() {
+        let child = key.open_subkey_link(&sub).unwrap();
+        if child.is_volatile().unwrap() {
+            continue;
+        }
+        dump_key(&child, &format!("{relative}\\{sub}"), out);
+    }
+}
+
+/// `dump_key` of the key at `path` of `store`, paths relative to it.
+pub fn dump(store: &Store, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let key = store.open_key_with(path, Access::KEY_READ).unwrap();
+    dump_key(&key, "", &mut out);
+    out
+}
+
+/// `dump_key` of both hives, as `open` opens them (a store's `open_key_with`, or a
+/// snapshot's).
+pub fn dump_hives(open: impl Fn(&str) -> hivelog::Result<Key>) -> Vec<String> {
+    let mut out = Vec::new();
+    for hive in ["HKLM", "HKU"] {
+        dump_key(&open(hive).unwrap(), hive, &mut out);
+    }
     out
 }
