@@ -31,6 +31,19 @@ impl Watches {
                 max: WATCHES_MAX,
             });
         }
+        // The pump first: a watch that cannot be served is not registered.
+        if hub.pump.is_none() {
+            let weak = Arc::downgrade(inner);
+            let shared = watches.clone();
+            let pump = std::thread::Builder::new()
+                .name("hivelog-watch".into())
+                .spawn(move || run(&shared, &weak))
+                .map_err(|source| Error::Io {
+                    what: "starting the watch thread".into(),
+                    source,
+                })?;
+            hub.pump = Some(pump);
+        }
         // One slot beyond the depth is kept for the Overflow event (see `offer`).
         let depth = watches.queue_depth.load(Ordering::Relaxed);
         let (queue, events) = crossbeam_channel::bounded(depth + 1);
@@ -44,18 +57,6 @@ impl Watches {
             overflowed: false,
         });
         watches.active.fetch_add(1, Ordering::AcqRel);
-        if hub.pump.is_none() {
-            let weak = Arc::downgrade(inner);
-            let shared = watches.clone();
-            let pump = std::thread::Builder::new()
-                .name("hivelog-watch".into())
-                .spawn(move || run(&shared, &weak))
-                .map_err(|source| Error::Io {
-                    what: "starting the watch thread".into(),
-                    source,
-                })?;
-            hub.pump = Some(pump);
-        }
         drop(hub);
         // Past transactions to replay, or none: either way the pump looks now.
         let _ = watches.wake.try_send(());
