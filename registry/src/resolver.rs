@@ -497,12 +497,6 @@ impl Resolver<'_, '_> {
             .index
             .display_path(node, self.seq)
             .unwrap_or_default();
-        // As for journaled keys: a key created by this transaction reports its creation only.
-        let created =
-            |event: &WatchEvent| event.kind == WatchEventKind::KeyCreated && *event.path == *path;
-        if kind == WatchEventKind::SecurityChanged && self.volatile_events.iter().any(created) {
-            return;
-        }
         self.volatile_events.push(WatchEvent {
             seq: self.seq,
             path: path.into(),

@@ -117,16 +117,12 @@ impl Scope {
     }
 }
 
-/// The events of committed transaction `txn`, in the order of its records. A key created
-/// by the transaction reports its creation only (not the descriptor, class or link flag it
-/// was created with); a restore reports one SubtreeRestored for its key and nothing of what
-/// it wrote below it. Keys are named as `hivelog log` names them; no value's data is read.
+/// The changes of committed transaction `txn`'s records, in their order (see `settle`).
+/// Keys are named as `hivelog log` names them; no value's data is read.
 pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>, Rejected> {
     let (seq, before) = (txn.seq, txn.seq.saturating_sub(1));
     let path = |id, at| path_of(state, id, at, seq);
     let layer = |id| -> Arc<str> { state.layers.name_at(id, seq).into() };
-    let mut created: HashSet<String> = HashSet::new();
-    let mut restored: Vec<String> = Vec::new();
     let mut changes = Vec::new();
     for record in txn.ops {
         let op = Op::decode(record.payload).map_err(|short| Rejected(short.0.to_string()))?;
@@ -171,11 +167,23 @@ pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>,
             | Op::CreateLayer { .. }
             | Op::Audit { .. } => continue,
         };
-        let change = Change::new(WatchEvent {
+        changes.push(Change::new(WatchEvent {
             seq,
             path: path.into(),
             kind,
-        });
+        }));
+    }
+    Ok(changes)
+}
+
+/// One transaction's changes (journaled and volatile) as its watches see them: a key the
+/// transaction created reports its creation only, not the descriptor it was created with;
+/// a restore reports one SubtreeRestored for its key and nothing of what it wrote below it.
+pub(crate) fn settle(changes: Vec<Change>) -> Vec<Change> {
+    let mut created: HashSet<String> = HashSet::new();
+    let mut restored: Vec<String> = Vec::new();
+    let mut kept = Vec::with_capacity(changes.len());
+    for change in changes {
         let folded = &change.folded;
         if restored.iter().any(|root| is_within(folded, root)) {
             continue;
@@ -188,7 +196,7 @@ pub(crate) fn events_of(state: &State, txn: &TxnView<'_>) -> Result<Vec<Change>,
             WatchEventKind::SubtreeRestored => restored.push(folded.clone()),
             _ => {}
         }
-        changes.push(change);
+        kept.push(change);
     }
-    Ok(changes)
+    kept
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use hivelog_log::{Rejected, Seq};
 
-use super::event::{Change, events_of};
+use super::event::{Change, events_of, settle};
 use super::{Hub, Scope, WATCHES_MAX, Watch, WatchEvent, WatchEventKind, Watcher, Watches, lock};
 use crate::error::{Error, Result};
 use crate::store::{Inner, read_state};
@@ -132,6 +132,7 @@ fn deliver(inner: &Inner, hub: &mut Hub) -> std::result::Result<(), String> {
             if let Some(volatile) = lock(&watches.volatile).remove(&txn.seq) {
                 changes.extend(volatile.into_iter().map(Change::new));
             }
+            let changes = settle(changes);
             for watcher in watchers.iter_mut() {
                 if watcher.next_seq == txn.seq {
                     offer(watcher, txn.seq, &changes);
