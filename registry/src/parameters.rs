@@ -62,6 +62,20 @@ const PARAMS: [Param; 7] = [
     Param::FlushIntervalMs,
 ];
 
+// Values are kept in arrays in PARAMS' order, which is the declaration order.
+const _: () = {
+    let mut i = 0;
+    while i < PARAMS.len() {
+        assert!(PARAMS[i] as usize == i);
+        i += 1;
+    }
+};
+
+/// The value of `param` in `values` (kept in PARAMS' order).
+fn of(values: &[u64; PARAMS.len()], param: Param) -> u64 {
+    values[param as usize]
+}
+
 /// Longest flush interval: a day.
 pub const FLUSH_INTERVAL_MAX_MS: u64 = 86_400_000;
 
@@ -304,7 +318,7 @@ pub(crate) fn reload(inner: &Inner, seq: Seq, audit: bool) -> Result<()> {
     {
         let mut state = lock(&inner.parameters.state);
         for (i, param) in PARAMS.iter().enumerate() {
-            let segment = state.in_force[2];
+            let segment = of(&state.in_force, Param::SegmentSizeBytes);
             let candidate = match &stored[i] {
                 None => Ok(state.defaults[i]),
                 Some(value) => param.parse(value, segment),
@@ -374,30 +388,37 @@ fn shown(value: &Value) -> String {
 
 /// Swaps the values in force into the parts that use them.
 fn apply(inner: &Inner, in_force: &[u64; PARAMS.len()]) -> Result<()> {
-    let sync = match in_force[0] {
+    let sync = match of(in_force, Param::SyncPolicy) {
         POLICY_NEVER => SyncPolicy::Never,
-        POLICY_INTERVAL => SyncPolicy::Interval { ms: in_force[1] },
+        POLICY_INTERVAL => SyncPolicy::Interval {
+            ms: of(in_force, Param::SyncIntervalMs),
+        },
         _ => SyncPolicy::Always,
     };
     if inner.journal.sync_policy() != sync {
         inner.journal.set_sync_policy(sync)?;
     }
-    if inner.journal.segment_size_bytes() != in_force[2] {
-        inner.journal.set_segment_size_bytes(in_force[2])?;
+    if inner.journal.segment_size_bytes() != of(in_force, Param::SegmentSizeBytes) {
+        inner
+            .journal
+            .set_segment_size_bytes(of(in_force, Param::SegmentSizeBytes))?;
     }
-    let value_max = u32::try_from(in_force[3]).expect("checked against VALUE_SIZE_LIMIT_BYTES");
+    let value_max = u32::try_from(of(in_force, Param::ValueSizeMaxBytes))
+        .expect("checked against VALUE_SIZE_LIMIT_BYTES");
     inner
         .value_size_max_bytes
         .store(value_max, Ordering::Relaxed);
-    inner.watches.set_queue_depth(in_force[4] as usize);
+    inner
+        .watches
+        .set_queue_depth(of(in_force, Param::WatchQueueDepth) as usize);
     inner
         .flush_policy
         .every_commits
-        .store(in_force[5], Ordering::Relaxed);
+        .store(of(in_force, Param::FlushEveryCommits), Ordering::Relaxed);
     inner
         .flush_policy
         .interval_ms
-        .store(in_force[6], Ordering::Relaxed);
+        .store(of(in_force, Param::FlushIntervalMs), Ordering::Relaxed);
     Ok(())
 }
 
