@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use hivelog::{Value, ValueType};
 use hivelog_workload::{Dataset, SplitMix64, VALUES_PER_KEY, ValueKind, percentile};
 
-use crate::engines::{Engine, Entry, Kind, Lookup, Mode, Subtree, flat};
+use crate::engines::{Engine, Entry, Kind, Lookup, Mode, Reader, Subtree, flat};
 use crate::error::{Error, Result};
 use crate::report::{Metric, Report};
 
-pub const VALUES_PER_TXN: usize = 1000;
+const VALUES_PER_TXN: usize = 1000;
 const W3_SAMPLE_EVERY: usize = 100;
 const W4_PASSES: usize = 100;
 
@@ -210,7 +210,7 @@ fn expected_values(data: &Dataset) -> Vec<(u32, u64)> {
 /// if `sample`.
 fn run_gets(
     engine: &dyn Engine,
-    reader: &dyn crate::engines::Reader,
+    reader: &dyn Reader,
     plan: &Plan,
     range: Range<usize>,
     sample: bool,
