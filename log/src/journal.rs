@@ -17,7 +17,9 @@ use crate::scan::{self, End};
 use crate::segment::{HEADER_BYTES, Header, Segment};
 use crate::txn::TxnBuilder;
 use crate::vfs::{LockGuard, OsVfs, Vfs};
-use crate::{Loc, Rejected, Seq, TxnView, lock, unix_nanos_now};
+use crate::{
+    CommitPoint, Loc, Rejected, Resume, SealedSegment, Seq, TxnView, lock, unix_nanos_now,
+};
 
 /// Smallest segment the journal accepts.
 pub const SEGMENT_SIZE_MIN_BYTES: u64 = 64 * 1024;
@@ -65,6 +67,11 @@ pub struct JournalOptions {
     pub follow: bool,
     /// On corruption keep the valid prefix and move the rest aside instead of failing.
     pub salvage: bool,
+    /// Resume after a checkpoint's transaction: the records up to it are not read back (the
+    /// caller has their state) and only checked where the checkpoint says they end. If the
+    /// journal does not match, the open fails with [`LogError::ResumeRejected`] having
+    /// written nothing.
+    pub resume: Option<crate::Resume>,
     /// The file system (the real one unless a test substitutes a simulated one).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -77,6 +84,7 @@ impl Default for JournalOptions {
             read_only: false,
             follow: false,
             salvage: false,
+            resume: None,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -168,6 +176,8 @@ pub(crate) struct Writer {
     pub next_seq: Seq,
     /// The transaction being built, framed, ready to write at the tail.
     pub buf: Vec<u8>,
+    /// The last committed transaction's Commit record.
+    pub last_commit: Option<CommitPoint>,
     wrote_since_mark: bool,
     closed: bool,
 }
@@ -254,6 +264,7 @@ impl Journal {
                 writable: !options.read_only,
                 salvage: options.salvage,
                 follow: options.follow,
+                resume: options.resume.as_ref(),
             },
             replay,
         )?;
@@ -272,6 +283,7 @@ impl Journal {
                 tail: recovered.tail,
                 next_seq: recovered.next_seq,
                 buf: Vec::new(),
+                last_commit: recovered.last_commit,
                 wrote_since_mark: false,
                 closed: false,
             }),
@@ -685,6 +697,25 @@ impl Journal {
         }
         *cursor = at;
         Ok(())
+    }
+
+    /// Where an open could resume after the last committed transaction (`None` before the
+    /// first): its Commit record and the sealed segments before the one holding it. The
+    /// transaction need not be durable yet: a checkpoint syncs the journal before it is
+    /// written.
+    pub fn resume_point(&self) -> Option<Resume> {
+        let writer = lock(&self.writer);
+        let point = writer.last_commit?;
+        let sealed = read_lock(&self.segments)
+            .iter()
+            .take_while(|segment| segment.number() < point.segment)
+            .map(|segment| SealedSegment {
+                number: segment.number(),
+                first_seq: segment.first_seq(),
+                end: segment.published(),
+            })
+            .collect();
+        Some(Resume { point, sealed })
     }
 
     /// The last committed sequence number (0 for an empty journal).
