@@ -133,14 +133,15 @@ impl<V, A> Export<V, A> {
 }
 
 /// What an export keeps and how it images it: which incarnations (by key id), what each value
-/// version becomes (`None`: left out), and each attribute version.
+/// version and attribute version becomes (`None`: left out).
 pub struct ExportRules<'a, V, A, VI, AI> {
     /// Whether the incarnation with this id belongs in the image.
     pub keep_key: &'a dyn Fn(KeyId) -> bool,
     /// The image of a value version, or `None` to leave it out.
     pub value: &'a dyn Fn(&V) -> Option<VI>,
-    /// The image of a key's attributes.
-    pub attrs: &'a dyn Fn(&A) -> AI,
+    /// The image of a key's attributes, or `None` to leave the version out (attributes of
+    /// an incarnation left out).
+    pub attrs: &'a dyn Fn(&A) -> Option<AI>,
 }
 
 /// Why an image cannot be loaded.
@@ -248,10 +249,12 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
             .iter()
             .chain(std::iter::once(&(head.attrs_seq, head.attrs)))
         {
-            if *seq <= at {
+            if *seq <= at
+                && let Some(a) = (rules.attrs)(a)
+            {
                 image.attrs.push(AttrsImage {
                     seq: *seq,
-                    attrs: (rules.attrs)(a),
+                    attrs: a,
                 });
                 attrs += 1;
             }

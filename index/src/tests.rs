@@ -300,7 +300,7 @@ fn export_image(
     let rules = ExportRules {
         keep_key: &|_| true,
         value: &|v: &u32| Some(*v),
-        attrs: &|a: &u32| *a,
+        attrs: &|a: &u32| Some(*a),
     };
     let mut first = true;
     while !index.export_step(&mut export, budget, &rules) {

@@ -733,6 +733,11 @@ impl Journal {
         &self.report
     }
 
+    /// The file system the journal lives on (a checkpoint is written beside it).
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
     /// The directory holding the segments.
     pub fn dir(&self) -> &Path {
         &self.dir
