@@ -202,6 +202,8 @@ pub struct Journal {
     segments: ShardedLock<Vec<Arc<Segment>>>,
     pub(crate) group: Arc<GroupCommit>,
     syncer: Mutex<Option<Syncer>>,
+    /// Bytes of transactions appended since the open.
+    pub(crate) appended: Arc<AtomicU64>,
     report: RecoveryReport,
     _lock: Box<dyn LockGuard>,
 }
@@ -290,6 +292,7 @@ impl Journal {
             segments: ShardedLock::new(segments),
             group,
             syncer: Mutex::new(None),
+            appended: Arc::new(AtomicU64::new(0)),
             report: recovered.report,
             _lock: store_lock,
         };
@@ -731,6 +734,12 @@ impl Journal {
     /// What the open's recovery found and did.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// The count of bytes of transactions appended since the open, shared: a thread that
+    /// watches the journal's growth reads it without holding the journal.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
     }
 
     /// The file system the journal lives on (a checkpoint is written beside it).

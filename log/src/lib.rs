@@ -80,6 +80,9 @@ pub struct CommitPoint {
     pub commit_at: u64,
     /// Offset just past it: where the next record starts.
     pub end: u64,
+    /// The Commit record's checksum, which covers its time: two journals with the same
+    /// shape still differ here.
+    pub crc: u32,
 }
 
 /// A sealed segment as a checkpoint remembers it, so an open that resumes after the

@@ -290,6 +290,7 @@ fn check_resume(segments: &mut [Segment], resume: &Resume) -> Result<usize, Stri
         }
         let seal_at = sealed.end.checked_sub(seal_bytes).unwrap_or(0);
         let seal = read_at(segment, seal_at, Kind::Seal)?;
+        let seal = (seal.0, seal.1);
         match Seal::decode(seal.1) {
             Ok(decoded) if decoded.data_end == seal_at && seal.0 >= header.first_seq => {}
             _ => {
@@ -313,8 +314,11 @@ fn check_resume(segments: &mut [Segment], resume: &Resume) -> Result<usize, Stri
             segment.name()
         ));
     }
-    let (seq, payload, total) = read_at(segment, point.commit_at, Kind::Commit)?;
-    if seq != point.seq || point.commit_at + total != point.end || Commit::decode(payload).is_err()
+    let (seq, payload, total, crc) = read_at(segment, point.commit_at, Kind::Commit)?;
+    if seq != point.seq
+        || point.commit_at + total != point.end
+        || crc != point.crc
+        || Commit::decode(payload).is_err()
     {
         return Err(format!(
             "segment {} offset {} holds no Commit record of sequence number {}",
@@ -326,8 +330,13 @@ fn check_resume(segments: &mut [Segment], resume: &Resume) -> Result<usize, Stri
     Ok(at)
 }
 
-/// The frame of `kind` at `offset` of `segment`: its sequence number, payload and size.
-fn read_at(segment: &mut Segment, offset: u64, kind: Kind) -> Result<(Seq, &[u8], u64), String> {
+/// The frame of `kind` at `offset` of `segment`: its sequence number, payload, size and
+/// checksum.
+fn read_at(
+    segment: &mut Segment,
+    offset: u64,
+    kind: Kind,
+) -> Result<(Seq, &[u8], u64, u32), String> {
     let name = segment.name().to_string();
     let bytes = segment.contents();
     let rest = usize::try_from(offset)
@@ -336,7 +345,7 @@ fn read_at(segment: &mut Segment, offset: u64, kind: Kind) -> Result<(Seq, &[u8]
         .unwrap_or(&[]);
     match frame::read(rest) {
         frame::Read::Frame(frame) if frame.kind == kind => {
-            Ok((frame.seq, frame.payload, frame.total_bytes))
+            Ok((frame.seq, frame.payload, frame.total_bytes, frame.crc))
         }
         _ => Err(format!(
             "segment {name} offset {offset} holds no {kind:?} record"

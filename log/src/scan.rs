@@ -164,6 +164,7 @@ pub(crate) fn scan_segment_from<'a>(
                         segment: u64::from(number),
                         commit_at: offset,
                         end: offset + frame.total_bytes,
+                        crc: frame.crc,
                     },
                     commit,
                     ops: &pending,

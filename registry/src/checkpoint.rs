@@ -15,7 +15,7 @@
 //! each under the read lock for a bounded number of keys.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use crate::layers::Layers;
 use crate::links::LinkTargets;
 use crate::op::{decode_descriptor, encode_descriptor};
 use crate::path::KeyPath;
-use crate::store::{Inner, State, VOLATILE_ID_BASE, read_state};
+use crate::store::{Inner, State, VOLATILE_ID_BASE, lock, read_state};
 use crate::stored::{Stored, StoredImage};
 
 /// The directory of a store that holds its checkpoints.
@@ -69,6 +69,7 @@ struct ResumeImage {
     segment: u64,
     commit_at: u64,
     end: u64,
+    crc: u32,
     sealed: Vec<SealedImage>,
 }
 
@@ -125,38 +126,74 @@ pub struct CheckpointInfo {
     pub versions: u64,
 }
 
-/// When the checkpointer writes one, and what it wrote last.
-#[derive(Default)]
+/// When the checkpointer writes one, and what it wrote last. Shared with the checkpointer
+/// thread, which decides from it alone (it holds no handle to the store until a checkpoint
+/// is due, so dropping the store closes it at once).
 pub(crate) struct CheckpointPolicy {
     /// After this many commits since the last (0: not by count).
     pub every_commits: AtomicU64,
     /// After the journal grew this many bytes since the last (0: not by size).
     pub every_bytes: AtomicU64,
-    /// The sequence number and journal size of the last checkpoint; held while one is
+    /// The newest visible sequence number (`Inner::publish` keeps it).
+    pub visible: AtomicU64,
+    /// The journal's count of bytes appended since the open.
+    appended: Arc<AtomicU64>,
+    /// The store is gone: the thread ends.
+    stopped: AtomicBool,
+    /// The sequence number and `appended` count of the last checkpoint; held while one is
     /// written, so two never run at once.
     last: Mutex<Last>,
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct Last {
     seq: Seq,
-    journal_bytes: u64,
+    /// `appended` when it was written. Counted with wrapping arithmetic: at open it is minus
+    /// the bytes the journal holds after the checkpoint the open loaded (all of it after a
+    /// full replay), so that growth counts from the checkpoint, not from the open.
+    appended: u64,
 }
 
 impl CheckpointPolicy {
-    /// Records the checkpoint an open loaded (or the journal replayed) as the last.
-    pub(crate) fn start_at(&self, seq: Seq, journal_bytes: u64) {
-        *crate::store::lock(&self.last) = Last { seq, journal_bytes };
+    /// The policy of an open whose last checkpoint holds `seq`, with `tail_bytes` of journal
+    /// after it.
+    pub(crate) fn new(appended: Arc<AtomicU64>, seq: Seq, tail_bytes: u64) -> CheckpointPolicy {
+        CheckpointPolicy {
+            every_commits: AtomicU64::new(0),
+            every_bytes: AtomicU64::new(0),
+            visible: AtomicU64::new(seq),
+            appended,
+            stopped: AtomicBool::new(false),
+            last: Mutex::new(Last {
+                seq,
+                appended: 0u64.wrapping_sub(tail_bytes),
+            }),
+        }
+    }
+
+    /// Journal bytes since the last checkpoint, given it.
+    fn grown(&self, last: &Last) -> u64 {
+        self.appended
+            .load(Ordering::Relaxed)
+            .wrapping_sub(last.appended)
+    }
+
+    fn due(&self) -> bool {
+        let last = *lock(&self.last);
+        let every_commits = self.every_commits.load(Ordering::Relaxed);
+        let every_bytes = self.every_bytes.load(Ordering::Relaxed);
+        (every_commits > 0 && self.visible.load(Ordering::Relaxed) >= last.seq + every_commits)
+            || (every_bytes > 0 && self.grown(&last) >= every_bytes)
     }
 }
 
-fn journal_bytes(inner: &Inner) -> u64 {
-    inner
-        .journal
-        .segments()
-        .iter()
-        .map(|segment| segment.used_bytes)
-        .sum()
+/// Ends the checkpointer thread when the store goes.
+pub(crate) struct StopCheckpointer(pub Arc<CheckpointPolicy>);
+
+impl Drop for StopCheckpointer {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+    }
 }
 
 fn file_name(seq: Seq) -> String {
@@ -256,6 +293,7 @@ fn rebuild(image: &ArchivedImage) -> std::result::Result<Loaded, String> {
             segment: image.resume.segment.to_native(),
             commit_at: image.resume.commit_at.to_native(),
             end: image.resume.end.to_native(),
+            crc: image.resume.crc.to_native(),
         },
         sealed: image
             .resume
@@ -359,7 +397,7 @@ fn rebuild(image: &ArchivedImage) -> std::result::Result<Loaded, String> {
 
 /// Writes a checkpoint of the newest committed state, unless the last one holds it already.
 pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
-    let mut last = crate::store::lock(&inner.checkpoints.last);
+    let mut last = lock(&inner.checkpoints.last);
     let Some(resume) = inner.journal.resume_point() else {
         return Ok(None);
     };
@@ -367,6 +405,8 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
     if at <= last.seq {
         return Ok(None);
     }
+    // At least what the journal held through the point (later commits count for the next).
+    let appended_at_point = inner.checkpoints.appended.load(Ordering::Relaxed);
     // The checkpoint must never hold a transaction a power cut could take from the journal.
     inner.journal.sync()?;
     let deadline = Instant::now() + VISIBLE_WAIT;
@@ -412,6 +452,7 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
                 segment: resume.point.segment,
                 commit_at: resume.point.commit_at,
                 end: resume.point.end,
+                crc: resume.point.crc,
                 sealed: resume
                     .sealed
                     .iter()
@@ -460,7 +501,7 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
     prune(&**vfs, &inner.dir, at, last.seq);
     *last = Last {
         seq: at,
-        journal_bytes: journal_bytes(inner),
+        appended: appended_at_point,
     };
     Ok(Some(CheckpointInfo {
         seq: at,
@@ -526,8 +567,9 @@ fn prune(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, previous: Seq) {
 /// At close: a checkpoint if the journal grew enough since the last, so the next open
 /// replays little.
 pub(crate) fn at_close(inner: &Inner) -> Result<()> {
-    let last = *crate::store::lock(&inner.checkpoints.last);
-    if inner.visible() > last.seq && journal_bytes(inner) >= last.journal_bytes + CLOSE_MIN_BYTES {
+    let policy = &inner.checkpoints;
+    let last = *lock(&policy.last);
+    if inner.visible() > last.seq && policy.grown(&last) >= CLOSE_MIN_BYTES {
         write(inner)?;
     }
     Ok(())
@@ -536,26 +578,21 @@ pub(crate) fn at_close(inner: &Inner) -> Result<()> {
 /// The checkpointer: writes one when the policy says so, until the store goes.
 pub(crate) fn start(inner: &Arc<Inner>) -> Result<()> {
     let weak = Arc::downgrade(inner);
+    let policy = inner.checkpoints.clone();
     std::thread::Builder::new()
         .name("hivelog-checkpoint".into())
         .spawn(move || {
-            loop {
+            while !policy.stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(POLL);
+                if !policy.due() {
+                    continue;
+                }
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
-                let policy = &inner.checkpoints;
-                let every_commits = policy.every_commits.load(Ordering::Relaxed);
-                let every_bytes = policy.every_bytes.load(Ordering::Relaxed);
-                let last = *crate::store::lock(&policy.last);
-                let by_count = every_commits > 0 && inner.visible() >= last.seq + every_commits;
-                let by_size =
-                    every_bytes > 0 && journal_bytes(&inner) >= last.journal_bytes + every_bytes;
-                if by_count || by_size {
-                    // A failure (a full disk) is retried at the next turn; the journal holds
-                    // everything meanwhile.
-                    let _ = write(&inner);
-                }
+                // A failure (a full disk) is retried at the next turn; the journal holds
+                // everything meanwhile.
+                let _ = write(&inner);
             }
         })
         .map_err(io("starting the checkpoint thread".into()))?;

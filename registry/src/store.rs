@@ -228,7 +228,7 @@ pub(crate) struct Inner {
     /// When a store with a persistence hook flushes by itself (parameters).
     pub flush_policy: crate::memory::FlushPolicy,
     /// When checkpoints are written, and the last one.
-    pub checkpoints: CheckpointPolicy,
+    pub checkpoints: Arc<CheckpointPolicy>,
     /// What the open did with checkpoints.
     pub checkpoint_report: CheckpointReport,
     /// Whether the open's options asked for checkpoints.
@@ -236,6 +236,7 @@ pub(crate) struct Inner {
     /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
     /// pump itself, holding the last handle).
     pub _stop_pump: StopPump,
+    pub _stop_checkpointer: crate::checkpoint::StopCheckpointer,
 }
 
 /// The first id of a volatile key.
@@ -247,6 +248,7 @@ impl Inner {
         // fetch_max: committers publish out of order, but every transaction below `seq` was
         // applied before `seq` began (the writer lock orders them).
         self.visible.fetch_max(seq, Ordering::AcqRel);
+        self.checkpoints.visible.fetch_max(seq, Ordering::Relaxed);
     }
 
     pub(crate) fn visible(&self) -> Seq {
@@ -436,7 +438,13 @@ impl Store {
             }
         };
         let last = journal.last_seq();
+        let journal_total: u64 = journal.segments().iter().map(|s| s.used_bytes).sum();
         let watches = Arc::new(Watches::new(options.watch_queue_depth));
+        let checkpoints = Arc::new(CheckpointPolicy::new(
+            journal.appended_bytes(),
+            start.0,
+            journal_total.saturating_sub(start.1),
+        ));
         let inner = Arc::new(Inner {
             journal,
             state: ShardedLock::new(state),
@@ -451,12 +459,12 @@ impl Store {
             in_memory,
             persistence: std::sync::OnceLock::new(),
             flush_policy: crate::memory::FlushPolicy::default(),
-            checkpoints: CheckpointPolicy::default(),
+            checkpoints: checkpoints.clone(),
             checkpoint_report,
             checkpoints_enabled: options.checkpoints,
             _stop_pump: StopPump(watches),
+            _stop_checkpointer: crate::checkpoint::StopCheckpointer(checkpoints),
         });
-        inner.checkpoints.start_at(start.0, start.1);
         let session = Arc::new(Session::new(&inner, options.caller)?);
         let store = Store { inner, session };
         let missing: Vec<Intent> = {
