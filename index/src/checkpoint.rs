@@ -342,7 +342,7 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
                 }
             } else if parent >= i {
                 return Err(bad(format!("node {i} comes before its parent")));
-            } else if name.is_empty() || name.contains('\\') || fold::fold(name) != name {
+            } else if name.is_empty() || name.contains('\\') || !fold::is_folded(name) {
                 return Err(bad(format!("node {i} has an invalid name {name:?}")));
             }
             let lives = take(
@@ -433,17 +433,18 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
                 i,
                 "slots",
             )?;
-            let mut slots = Vec::with_capacity(slot_images.len());
+            let n = index.node_mut(node);
+            n.block.head_mut().attrs_seq = attrs_seq;
+            n.older_attrs = attr_versions;
+            n.tombstones = tombstones;
+            let mut moved = n.block.reserve_exact(slot_images.len());
             for slot in slot_images {
                 let name = slot.name.to_native();
                 if name as usize >= image.names.len() {
                     return Err(bad(format!("node {i}: value name {name} does not exist")));
                 }
                 let layer = slot.layer.to_native();
-                if slots
-                    .iter()
-                    .any(|s: &Slot<V>| s.name.0 == name && s.layer == layer)
-                {
+                if n.slot(NameId(name), layer).is_some() {
                     return Err(bad(format!("node {i}: two slots for one value")));
                 }
                 let versions = take(
@@ -453,40 +454,17 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
                     i,
                     "value versions",
                 )?;
-                let mut chain: Vec<Version<V>> = Vec::with_capacity(versions.len());
-                for version in versions {
-                    let seq = version.seq.to_native();
-                    if seq > at || chain.last().is_some_and(|last| last.seq >= seq) {
-                        return Err(bad(format!("node {i}: value versions out of order")));
-                    }
-                    let value = match version.value.as_ref() {
-                        None => None,
-                        Some(v) => Some(value(v)?),
-                    };
-                    chain.push(Version { seq, value });
+                let chain =
+                    chain_of(versions, at, &value).map_err(|e| bad(format!("node {i}: {e}")))?;
+                if layer != 0 {
+                    n.block.head_mut().layered += 1;
                 }
-                let chain = Chain::from_versions(chain)
-                    .ok_or_else(|| bad(format!("node {i}: a slot without versions")))?;
-                slots.push(Slot {
+                moved |= n.block.push(Slot {
                     name: NameId(name),
                     layer,
                     chain,
                 });
             }
-            let moved = {
-                let n = index.node_mut(node);
-                n.block.head_mut().attrs_seq = attrs_seq;
-                n.older_attrs = attr_versions;
-                n.tombstones = tombstones;
-                let mut moved = n.block.reserve_exact(slots.len());
-                for slot in slots {
-                    if slot.layer != 0 {
-                        n.block.head_mut().layered += 1;
-                    }
-                    moved |= n.block.push(slot);
-                }
-                moved
-            };
             if moved || i == 0 {
                 index.refresh_block(node);
             }
@@ -504,6 +482,42 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
         index.applied = at;
         Ok(index)
     }
+}
+
+/// The version chain of one slot's `versions` (ascending, at or before `at`).
+fn chain_of<V: Copy, VI: Archive>(
+    versions: &[ArchivedVersionImage<VI>],
+    at: Seq,
+    value: &impl Fn(&Archived<VI>) -> Result<V, ImageError>,
+) -> Result<Chain<V>, ImageError> {
+    let version = |v: &ArchivedVersionImage<VI>| -> Result<Version<V>, ImageError> {
+        let seq = v.seq.to_native();
+        if seq > at {
+            return Err(bad("a value version after the image's snapshot"));
+        }
+        let value = match v.value.as_ref() {
+            None => None,
+            Some(v) => Some(value(v)?),
+        };
+        Ok(Version { seq, value })
+    };
+    // Most values have one version: no vector for them.
+    let Some((newest, older)) = versions.split_last() else {
+        return Err(bad("a slot without versions"));
+    };
+    let newest = version(newest)?;
+    if older.is_empty() {
+        return Ok(Chain::new(newest));
+    }
+    let mut all = Vec::with_capacity(versions.len());
+    for v in older {
+        all.push(version(v)?);
+    }
+    all.push(newest);
+    if !all.is_sorted_by(|a, b| a.seq < b.seq) {
+        return Err(bad("value versions out of order"));
+    }
+    Chain::from_versions(all).ok_or_else(|| bad("a slot without versions"))
 }
 
 impl<V, A> Node<V, A> {

@@ -128,6 +128,17 @@ pub(crate) struct Context<'a> {
     pub resume: Option<&'a Resume>,
 }
 
+/// Where a segment sits, as its inspection needs to know.
+#[derive(Clone, Copy)]
+enum Place {
+    /// The first segment: it sets the first sequence number.
+    First,
+    /// After another: it must be segment `number` and continue its sequence numbers.
+    After { number: u64 },
+    /// The segment of a checkpoint's transaction: its frames are read from `at` on.
+    Resume { at: u64 },
+}
+
 /// How one segment came out of the scan.
 enum Outcome {
     /// Complete, sealed; `end` is past the Seal frame.
@@ -169,18 +180,19 @@ pub(crate) fn recover(
     };
     while i < segments.len() {
         let is_last = i + 1 == segments.len();
-        let expected_number = segments
-            .get(i.wrapping_sub(1))
-            .map(|previous| previous.number() + 1)
-            .unwrap_or(0);
+        let place = match (start.take(), i.checked_sub(1)) {
+            (Some(at), _) => Place::Resume { at },
+            (None, None) => Place::First,
+            (None, Some(previous)) => Place::After {
+                number: segments[previous].number() + 1,
+            },
+        };
         let mut seq = next_seq.unwrap_or(1);
         let outcome = inspect(
             &mut segments[i],
             is_last && !ctx.follow,
             is_last,
-            expected_number,
-            i == 0,
-            start.take(),
+            place,
             &mut seq,
             &mut on_txn,
         );
@@ -288,7 +300,7 @@ fn check_resume(segments: &mut [Segment], resume: &Resume) -> Result<usize, Stri
                 segment.name()
             ));
         }
-        let seal_at = sealed.end.checked_sub(seal_bytes).unwrap_or(0);
+        let seal_at = sealed.end.saturating_sub(seal_bytes);
         let seal = read_at(segment, seal_at, Kind::Seal)?;
         let seal = (seal.0, seal.1);
         match Seal::decode(seal.1) {
@@ -377,9 +389,7 @@ fn inspect(
     segment: &mut Segment,
     damage_shows: bool,
     is_last: bool,
-    expected_number: u64,
-    is_first: bool,
-    resume_at: Option<u64>,
+    place: Place,
     next_seq: &mut Seq,
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<Outcome, Fault> {
@@ -406,28 +416,31 @@ fn inspect(
             "file name differs from the first sequence number in its header".into(),
         ));
     }
-    if resume_at.is_some() {
+    match place {
         // `check_resume` checked the header against the segments before.
-    } else if is_first {
-        *next_seq = header.first_seq;
-    } else if header.number != expected_number {
-        return Err(whole(format!(
-            "segment number {} follows segment number {}",
-            header.number,
-            expected_number.wrapping_sub(1)
-        )));
-    } else if header.first_seq != *next_seq {
-        return Err(whole(format!(
-            "gap in sequence numbers: segment starts at {}, the previous one ended at {}",
-            header.first_seq,
-            *next_seq - 1
-        )));
+        Place::Resume { .. } => {}
+        Place::First => *next_seq = header.first_seq,
+        Place::After { number } if header.number != number => {
+            return Err(whole(format!(
+                "segment number {} follows segment number {}",
+                header.number,
+                number - 1
+            )));
+        }
+        Place::After { .. } if header.first_seq != *next_seq => {
+            return Err(whole(format!(
+                "gap in sequence numbers: segment starts at {}, the previous one ended at {}",
+                header.first_seq,
+                *next_seq - 1
+            )));
+        }
+        Place::After { .. } => {}
     }
     let number =
         u32::try_from(header.number).map_err(|_| whole("segment number too large".into()))?;
-    let end = match resume_at {
-        None => scan::scan_segment(number, bytes, next_seq, on_txn)?,
-        Some(start) => scan::scan_segment_to_end(number, bytes, start, next_seq, on_txn)?,
+    let end = match place {
+        Place::Resume { at } => scan::scan_segment_to_end(number, bytes, at, next_seq, on_txn)?,
+        Place::First | Place::After { .. } => scan::scan_segment(number, bytes, next_seq, on_txn)?,
     };
     let outcome = match end {
         End::Sealed { data_end } => Outcome::Sealed {

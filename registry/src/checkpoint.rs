@@ -138,8 +138,11 @@ pub(crate) struct CheckpointPolicy {
     pub visible: AtomicU64,
     /// The journal's count of bytes appended since the open.
     appended: Arc<AtomicU64>,
-    /// The store is gone: the thread ends.
+    /// The store is gone or closing: the thread ends.
     stopped: AtomicBool,
+    /// Held by the thread while it holds a handle to the store (writing a checkpoint), so
+    /// a close can wait for it to let go.
+    busy: Mutex<()>,
     /// The sequence number and `appended` count of the last checkpoint; held while one is
     /// written, so two never run at once.
     last: Mutex<Last>,
@@ -164,6 +167,7 @@ impl CheckpointPolicy {
             visible: AtomicU64::new(seq),
             appended,
             stopped: AtomicBool::new(false),
+            busy: Mutex::new(()),
             last: Mutex::new(Last {
                 seq,
                 appended: 0u64.wrapping_sub(tail_bytes),
@@ -184,6 +188,13 @@ impl CheckpointPolicy {
         let every_bytes = self.every_bytes.load(Ordering::Relaxed);
         (every_commits > 0 && self.visible.load(Ordering::Relaxed) >= last.seq + every_commits)
             || (every_bytes > 0 && self.grown(&last) >= every_bytes)
+    }
+
+    /// Stops the checkpointer thread, waiting for a checkpoint it is writing: afterwards it
+    /// holds no handle to the store and takes none.
+    pub(crate) fn stop_and_wait(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        drop(lock(&self.busy));
     }
 }
 
@@ -217,7 +228,7 @@ pub(crate) fn list(vfs: &dyn Vfs, store_dir: &Path) -> (Vec<(Seq, PathBuf)>, Vec
         .iter()
         .filter_map(|name| Some((parse_file_name(name)?, dir.join(name))))
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|file| std::cmp::Reverse(file.0));
     let temporary = names
         .iter()
         .filter(|name| name.ends_with(".hvc.tmp"))
@@ -586,6 +597,10 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<()> {
                 std::thread::sleep(POLL);
                 if !policy.due() {
                     continue;
+                }
+                let _busy = lock(&policy.busy);
+                if policy.stopped.load(Ordering::Relaxed) {
+                    return;
                 }
                 let Some(inner) = weak.upgrade() else {
                     return;

@@ -2,6 +2,10 @@
 //! sees, at every sequence number; a damaged, stale or half-written checkpoint is passed over
 //! and loses nothing; a crash at any step of writing one leaves the committed state.
 
+// Test code: a panic is the failure report. (clippy.toml's allow-unwrap-in-tests covers
+// #[test] functions, not the helpers beside them.)
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -221,6 +225,9 @@ fn a_close_writes_a_checkpoint_when_the_journal_grew_and_keeps_two() {
     drop(store);
 }
 
+/// A way to spoil a checkpoint file.
+type Spoil = Box<dyn Fn(&Path)>;
+
 /// Flips a byte of the newest checkpoint: the open passes over it, says why, replays.
 fn damage(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -239,7 +246,7 @@ fn a_damaged_or_truncated_checkpoint_is_passed_over_and_nothing_is_lost() {
     drop(store);
     let expected = full_replay(dir.path());
     let pristine = std::fs::read(&info.file).unwrap();
-    let cases: Vec<Box<dyn Fn(&Path)>> = vec![
+    let cases: Vec<Spoil> = vec![
         Box::new(|p| damage(p, 3)),                    // magic
         Box::new(|p| damage(p, 9)),                    // format version
         Box::new(|p| damage(p, 20)),                   // sequence number
