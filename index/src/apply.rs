@@ -160,7 +160,7 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
 
     /// Points the path table at the node's key block again (after it moved). Readers
     /// dereference that address: it must be right whenever the write lock is released.
-    fn refresh_block(&mut self, node: NodeId) {
+    pub(crate) fn refresh_block(&mut self, node: NodeId) {
         let n = self.node(node);
         let block = n.block.as_ptr() as usize;
         let hash = self.hash_path(n.path());

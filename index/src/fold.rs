@@ -30,6 +30,14 @@ pub fn fold_into(name: &str, out: &mut String) {
     }
 }
 
+/// Whether `name` is its own folded form.
+pub fn is_folded(name: &str) -> bool {
+    if name.is_ascii() {
+        return !name.bytes().any(|b| b.is_ascii_lowercase());
+    }
+    name.chars().all(|c| fold_char(c) == c)
+}
+
 /// The folded form of `name`.
 pub fn fold(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

@@ -157,6 +157,15 @@ impl<A, T> KeyBlock<A, T> {
         moved
     }
 
+    /// Makes room for exactly `total` slots (a block loaded whole): returns true if it moved.
+    pub(crate) fn reserve_exact(&mut self, total: usize) -> bool {
+        if total <= self.head().cap as usize {
+            return false;
+        }
+        self.grow(total);
+        true
+    }
+
     fn grow(&mut self, new_cap: usize) {
         assert!(
             new_cap <= SLOTS_MAX,

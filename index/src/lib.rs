@@ -18,6 +18,7 @@
 
 mod apply;
 mod arena;
+mod checkpoint;
 pub mod fold;
 mod gc;
 mod inline_path;
@@ -28,6 +29,7 @@ mod path_table;
 mod trie;
 mod version_chain;
 
+pub use checkpoint::{ArchivedIndexImage, Export, ExportRules, ImageError, IndexImage};
 pub use gc::GcStats;
 pub use memory::prefetch;
 pub use trie::{Index, IndexStats, KeyAt, LayerSel, PointRead, ValueAt};

@@ -36,6 +36,11 @@ impl Names {
         &self.names[id.0 as usize]
     }
 
+    /// Every name, by id.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|name| &**name)
+    }
+
     pub(crate) fn memory_bytes(&self) -> usize {
         self.names.iter().map(|n| 2 * (n.len() + 16) + 8).sum()
     }

@@ -122,6 +122,14 @@ impl PathTable {
         }
     }
 
+    /// Makes room for `additional` more entries, so inserting them never grows the table.
+    pub(crate) fn reserve(&mut self, additional: usize, rehash: impl Fn(NodeId) -> u64) {
+        let needed = (self.len + additional) * LOAD_DEN / LOAD_NUM + 1;
+        while self.slots.len() < needed {
+            self.grow(&rehash);
+        }
+    }
+
     /// Updates the key block address of `node`, stored under `hash` (after the block moved).
     pub(crate) fn set_block(&mut self, hash: u64, node: NodeId, block: usize) {
         let mask = self.mask();

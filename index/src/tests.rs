@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use crate::fold::{cmp_utf16, fold};
-use crate::{Index, KeyId, LayerId, LayerSel, NodeId, Seq};
+use crate::{
+    ArchivedIndexImage, Export, ExportRules, Index, KeyId, LayerId, LayerSel, NodeId, Seq,
+};
 
 const BASE: LayerId = 0;
 
@@ -241,6 +243,10 @@ enum Op {
 enum Step {
     Txn(Vec<Op>, bool),
     Gc,
+    /// Export the newest snapshot in small steps and load it back; with ops, a transaction
+    /// commits between the export's steps (the loaded index is checked, the original kept),
+    /// without, the loaded index replaces the original for the steps that follow.
+    Checkpoint(Option<Vec<Op>>),
 }
 
 fn name_strategy() -> impl Strategy<Value = String> {
@@ -278,7 +284,39 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         8 => (prop::collection::vec(op_strategy(), 1..6), prop::bool::weighted(0.8))
             .prop_map(|(ops, commit)| Step::Txn(ops, commit)),
         1 => Just(Step::Gc),
+        1 => prop::option::of(prop::collection::vec(op_strategy(), 1..6)).prop_map(Step::Checkpoint),
     ]
+}
+
+/// Exports `index` as of `at`, `budget` nodes per step, running `between` after the first
+/// step; returns the image's bytes.
+fn export_image(
+    index: &mut ModelIndex,
+    at: Seq,
+    budget: usize,
+    mut between: impl FnMut(&mut ModelIndex),
+) -> rkyv::util::AlignedVec {
+    let mut export = Export::new(at);
+    let rules = ExportRules {
+        keep_key: &|_| true,
+        value: &|v: &u32| Some(*v),
+        attrs: &|a: &u32| Some(*a),
+    };
+    let mut first = true;
+    while !index.export_step(&mut export, budget, &rules) {
+        if first {
+            between(index);
+            first = false;
+        }
+    }
+    let image = index.finish_export(export);
+    rkyv::to_bytes::<rkyv::rancor::Error>(&image).expect("serialize")
+}
+
+fn load_image(bytes: &[u8]) -> ModelIndex {
+    let image = rkyv::access::<ArchivedIndexImage<u32, u32>, rkyv::rancor::Error>(bytes)
+        .expect("a valid image");
+    Index::from_image(image, |v| Ok(v.to_native()), |a| Ok(a.to_native())).expect("loads")
 }
 
 fn folded(path: &[String]) -> Vec<String> {
@@ -484,11 +522,43 @@ proptest! {
                     horizon = (history.len() as Seq - 1).saturating_sub(2);
                     index.collect_garbage(horizon);
                 }
+                Step::Checkpoint(between) => {
+                    let at = history.len() as Seq - 1;
+                    let Some(ops) = between else {
+                        let bytes = export_image(&mut index, at, 2, |_| {});
+                        index = load_image(&bytes);
+                        continue_checks(&index, &history, &universe, horizon);
+                        continue;
+                    };
+                    let mut model = history.last().expect("history").clone();
+                    let mut ids = next_id;
+                    let bytes = export_image(&mut index, at, 1, |index| {
+                        index.begin(at + 1);
+                        for op in &ops {
+                            apply(op, &mut model, index, &mut ids);
+                        }
+                        index.commit();
+                    });
+                    let loaded = load_image(&bytes);
+                    continue_checks(&loaded, &history, &universe, horizon);
+                    universe.extend(model.keys().cloned());
+                    history.push(model);
+                    next_id = ids;
+                }
             }
-            for (at, state) in history.iter().enumerate().skip(horizon as usize) {
-                check(&index, state, &universe, at as Seq);
-            }
+            continue_checks(&index, &history, &universe, horizon);
         }
+    }
+}
+
+fn continue_checks(
+    index: &ModelIndex,
+    history: &[ModelState],
+    universe: &BTreeSet<Vec<String>>,
+    horizon: Seq,
+) {
+    for (at, state) in history.iter().enumerate().skip(horizon as usize) {
+        check(index, state, universe, at as Seq);
     }
 }
 

@@ -42,6 +42,25 @@ impl<V: Copy> Chain<V> {
         }
     }
 
+    /// A chain of `versions` (ascending by sequence number), or `None` if there are none.
+    pub(crate) fn from_versions(mut versions: Vec<Version<V>>) -> Option<Chain<V>> {
+        let head = versions.pop()?;
+        debug_assert!(versions.is_sorted_by(|a, b| a.seq < b.seq));
+        Some(Chain {
+            head,
+            older: (!versions.is_empty()).then(|| Box::new(versions)),
+        })
+    }
+
+    /// Every version, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Version<V>> {
+        self.older
+            .as_deref()
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&self.head))
+    }
+
     pub(crate) fn head(&self) -> &Version<V> {
         &self.head
     }

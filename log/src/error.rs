@@ -31,6 +31,14 @@ pub enum LogError {
         reason: String,
     },
 
+    /// The journal no longer holds what a checkpoint was taken after (it was replaced,
+    /// salvaged or cut): the caller opens without the checkpoint.
+    #[error("the checkpoint does not match the journal: {reason}")]
+    ResumeRejected {
+        /// What differs.
+        reason: String,
+    },
+
     /// Another process (or another open in this one) owns the store.
     #[error("store {path} is in use by another process (lock file {lock} is held)")]
     Locked {

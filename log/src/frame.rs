@@ -60,6 +60,8 @@ pub(crate) struct Frame<'a> {
     pub body_len: u32,
     /// Bytes the frame occupies, padding included.
     pub total_bytes: u64,
+    /// Its checksum.
+    pub crc: u32,
 }
 
 /// What lies at an offset of a segment.
@@ -110,6 +112,7 @@ fn read_checked(bytes: &[u8]) -> Result<Option<Frame<'_>>, Short> {
     let kind = Kind::from_u8(r.u8("record kind")?).ok_or(Short("unknown record kind"))?;
     let payload = r.bytes(r.remaining(), "record payload")?;
     Ok(Some(Frame {
+        crc: stored_crc,
         seq,
         kind,
         payload,

@@ -63,7 +63,7 @@ impl HeapBytes {
     }
 
     /// The first `end` bytes (at most the length). Only sound while no one writes them.
-    #[cfg(feature = "sim")]
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn prefix(&self, end: usize) -> &[u8] {
         // SAFETY: `memory` holds `len` initialized (zeroed or written) bytes; the caller
         // guarantees no writer of the range.

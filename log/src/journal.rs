@@ -17,7 +17,9 @@ use crate::scan::{self, End};
 use crate::segment::{HEADER_BYTES, Header, Segment};
 use crate::txn::TxnBuilder;
 use crate::vfs::{LockGuard, OsVfs, Vfs};
-use crate::{Loc, Rejected, Seq, TxnView, lock, unix_nanos_now};
+use crate::{
+    CommitPoint, Loc, Rejected, Resume, SealedSegment, Seq, TxnView, lock, unix_nanos_now,
+};
 
 /// Smallest segment the journal accepts.
 pub const SEGMENT_SIZE_MIN_BYTES: u64 = 64 * 1024;
@@ -65,6 +67,11 @@ pub struct JournalOptions {
     pub follow: bool,
     /// On corruption keep the valid prefix and move the rest aside instead of failing.
     pub salvage: bool,
+    /// Resume after a checkpoint's transaction: the records up to it are not read back (the
+    /// caller has their state) and only checked where the checkpoint says they end. If the
+    /// journal does not match, the open fails with [`LogError::ResumeRejected`] having
+    /// written nothing.
+    pub resume: Option<crate::Resume>,
     /// The file system (the real one unless a test substitutes a simulated one).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -77,6 +84,7 @@ impl Default for JournalOptions {
             read_only: false,
             follow: false,
             salvage: false,
+            resume: None,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -168,6 +176,8 @@ pub(crate) struct Writer {
     pub next_seq: Seq,
     /// The transaction being built, framed, ready to write at the tail.
     pub buf: Vec<u8>,
+    /// The last committed transaction's Commit record.
+    pub last_commit: Option<CommitPoint>,
     wrote_since_mark: bool,
     closed: bool,
 }
@@ -192,6 +202,8 @@ pub struct Journal {
     segments: ShardedLock<Vec<Arc<Segment>>>,
     pub(crate) group: Arc<GroupCommit>,
     syncer: Mutex<Option<Syncer>>,
+    /// Bytes of transactions appended since the open.
+    pub(crate) appended: Arc<AtomicU64>,
     report: RecoveryReport,
     _lock: Box<dyn LockGuard>,
 }
@@ -254,6 +266,7 @@ impl Journal {
                 writable: !options.read_only,
                 salvage: options.salvage,
                 follow: options.follow,
+                resume: options.resume.as_ref(),
             },
             replay,
         )?;
@@ -272,12 +285,14 @@ impl Journal {
                 tail: recovered.tail,
                 next_seq: recovered.next_seq,
                 buf: Vec::new(),
+                last_commit: recovered.last_commit,
                 wrote_since_mark: false,
                 closed: false,
             }),
             segments: ShardedLock::new(segments),
             group,
             syncer: Mutex::new(None),
+            appended: Arc::new(AtomicU64::new(0)),
             report: recovered.report,
             _lock: store_lock,
         };
@@ -687,6 +702,25 @@ impl Journal {
         Ok(())
     }
 
+    /// Where an open could resume after the last committed transaction (`None` before the
+    /// first): its Commit record and the sealed segments before the one holding it. The
+    /// transaction need not be durable yet: a checkpoint syncs the journal before it is
+    /// written.
+    pub fn resume_point(&self) -> Option<Resume> {
+        let writer = lock(&self.writer);
+        let point = writer.last_commit?;
+        let sealed = read_lock(&self.segments)
+            .iter()
+            .take_while(|segment| segment.number() < point.segment)
+            .map(|segment| SealedSegment {
+                number: segment.number(),
+                first_seq: segment.first_seq(),
+                end: segment.published(),
+            })
+            .collect();
+        Some(Resume { point, sealed })
+    }
+
     /// The last committed sequence number (0 for an empty journal).
     pub fn last_seq(&self) -> Seq {
         lock(&self.writer).next_seq - 1
@@ -700,6 +734,17 @@ impl Journal {
     /// What the open's recovery found and did.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// The count of bytes of transactions appended since the open, shared: a thread that
+    /// watches the journal's growth reads it without holding the journal.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
+    }
+
+    /// The file system the journal lives on (a checkpoint is written beside it).
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
     }
 
     /// The directory holding the segments.

@@ -68,11 +68,51 @@ pub struct OpRef<'a> {
     pub payload: &'a [u8],
 }
 
+/// Where a committed transaction's Commit record sits. A checkpoint of the state after the
+/// transaction names it, and an open resumes reading the journal right after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitPoint {
+    /// The transaction.
+    pub seq: Seq,
+    /// Number of the segment holding its Commit record.
+    pub segment: u64,
+    /// Offset of the Commit record's frame.
+    pub commit_at: u64,
+    /// Offset just past it: where the next record starts.
+    pub end: u64,
+    /// The Commit record's checksum, which covers its time: two journals with the same
+    /// shape still differ here.
+    pub crc: u32,
+}
+
+/// A sealed segment as a checkpoint remembers it, so an open that resumes after the
+/// checkpoint can check the segment is still the one it was without reading it through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedSegment {
+    /// Position in the journal.
+    pub number: u64,
+    /// Sequence number of its first transaction.
+    pub first_seq: Seq,
+    /// Offset just past its Seal record.
+    pub end: u64,
+}
+
+/// Where an open resumes reading the journal: right after a checkpoint's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The checkpoint's transaction.
+    pub point: CommitPoint,
+    /// Every segment before `point.segment`, oldest first.
+    pub sealed: Vec<SealedSegment>,
+}
+
 /// A committed transaction read back.
 #[derive(Debug)]
 pub struct TxnView<'a> {
     /// The transaction's sequence number.
     pub seq: Seq,
+    /// Where its Commit record is.
+    pub point: CommitPoint,
     /// Its Commit record.
     pub commit: Commit<'a>,
     /// Its Op records, in order.

@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LogError;
 use crate::frame;
+use crate::record::{Commit, Kind, Seal};
 use crate::scan::{self, End, Fault};
 use crate::segment::{self, HEADER_BYTES, Header, Segment};
 use crate::vfs::Vfs;
-use crate::{Rejected, Seq, TxnView, unix_nanos_now};
+use crate::{CommitPoint, Rejected, Resume, Seq, TxnView, unix_nanos_now};
 
 /// What recovery found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +39,9 @@ pub struct RecoveryReport {
     pub torn_segment: Option<String>,
     /// What salvage dropped, if the open salvaged.
     pub salvage: Option<SalvageReport>,
+    /// The open resumed after this transaction (a checkpoint's): the records up to it were
+    /// not read back.
+    pub resumed_after: Option<Seq>,
 }
 
 /// Unacknowledged bytes cut from the end of the journal.
@@ -107,6 +111,8 @@ pub(crate) struct Recovered {
     pub tail: u64,
     /// The last segment ends with a Seal: the next append rolls over.
     pub last_sealed: bool,
+    /// The last committed transaction's Commit record.
+    pub last_commit: Option<CommitPoint>,
     pub report: RecoveryReport,
 }
 
@@ -118,6 +124,19 @@ pub(crate) struct Context<'a> {
     /// A follower, reading while the store's writer writes: past the last complete
     /// transaction is one being written, which proves no damage.
     pub follow: bool,
+    /// Resume after a checkpoint's transaction instead of reading everything back.
+    pub resume: Option<&'a Resume>,
+}
+
+/// Where a segment sits, as its inspection needs to know.
+#[derive(Clone, Copy)]
+enum Place {
+    /// The first segment: it sets the first sequence number.
+    First,
+    /// After another: it must be segment `number` and continue its sequence numbers.
+    After { number: u64 },
+    /// The segment of a checkpoint's transaction: its frames are read from `at` on.
+    Resume { at: u64 },
 }
 
 /// How one segment came out of the scan.
@@ -144,21 +163,38 @@ pub(crate) fn recover(
     let mut tail = HEADER_BYTES;
     let mut last_sealed = false;
     let mut i = 0;
+    let mut start = None;
+    let mut last_commit = None;
+    if let Some(resume) = ctx.resume {
+        i = check_resume(&mut segments, resume)
+            .map_err(|reason| LogError::ResumeRejected { reason })?;
+        start = Some(resume.point.end);
+        next_seq = Some(resume.point.seq + 1);
+        last_commit = Some(resume.point);
+        report.resumed_after = Some(resume.point.seq);
+    }
+    let mut on_txn = |txn: &TxnView<'_>| {
+        on_txn(txn)?;
+        last_commit = Some(txn.point);
+        Ok(())
+    };
     while i < segments.len() {
         let is_last = i + 1 == segments.len();
-        let expected_number = segments
-            .get(i.wrapping_sub(1))
-            .map(|previous| previous.number() + 1)
-            .unwrap_or(0);
+        let place = match (start.take(), i.checked_sub(1)) {
+            (Some(at), _) => Place::Resume { at },
+            (None, None) => Place::First,
+            (None, Some(previous)) => Place::After {
+                number: segments[previous].number() + 1,
+            },
+        };
         let mut seq = next_seq.unwrap_or(1);
         let outcome = inspect(
             &mut segments[i],
             is_last && !ctx.follow,
             is_last,
-            expected_number,
-            i == 0,
+            place,
             &mut seq,
-            on_txn,
+            &mut on_txn,
         );
         match outcome {
             Ok(Outcome::Sealed { end }) => {
@@ -233,8 +269,100 @@ pub(crate) fn recover(
         next_seq,
         tail,
         last_sealed,
+        last_commit,
         report,
     })
+}
+
+/// Checks that the journal still holds what `resume` remembers (the same sealed segments
+/// before the checkpoint's, and its Commit record where it was) and takes the sealed ones as
+/// they are, without reading their records. Returns the position of the checkpoint's segment.
+/// Writes nothing: a refusal leaves the journal for a full recovery.
+fn check_resume(segments: &mut [Segment], resume: &Resume) -> Result<usize, String> {
+    let point = resume.point;
+    let at = resume.sealed.len();
+    if segments.len() <= at {
+        return Err(format!(
+            "the journal has {} segment(s); the checkpoint's transaction is in its segment {}",
+            segments.len(),
+            at
+        ));
+    }
+    let seal_bytes = frame::frame_bytes(seal_body_bytes());
+    let mut first_seq = None;
+    for (segment, sealed) in segments.iter_mut().zip(&resume.sealed) {
+        let header = Header::decode(segment.contents()).map_err(|short| short.0.to_string())?;
+        if (header.number, header.first_seq) != (sealed.number, sealed.first_seq)
+            || first_seq.is_some_and(|expected| expected != header.first_seq)
+        {
+            return Err(format!(
+                "segment {} is not the one the checkpoint saw",
+                segment.name()
+            ));
+        }
+        let seal_at = sealed.end.saturating_sub(seal_bytes);
+        let seal = read_at(segment, seal_at, Kind::Seal)?;
+        let seal = (seal.0, seal.1);
+        match Seal::decode(seal.1) {
+            Ok(decoded) if decoded.data_end == seal_at && seal.0 >= header.first_seq => {}
+            _ => {
+                return Err(format!(
+                    "segment {} has no seal where it had",
+                    segment.name()
+                ));
+            }
+        }
+        first_seq = Some(seal.0 + 1);
+        segment.set_recovered(header, sealed.end);
+    }
+    let segment = &mut segments[at];
+    let header = Header::decode(segment.contents()).map_err(|short| short.0.to_string())?;
+    if header.number != point.segment
+        || first_seq.is_some_and(|expected| expected != header.first_seq)
+        || point.seq < header.first_seq
+    {
+        return Err(format!(
+            "segment {} is not the one the checkpoint saw",
+            segment.name()
+        ));
+    }
+    let (seq, payload, total, crc) = read_at(segment, point.commit_at, Kind::Commit)?;
+    if seq != point.seq
+        || point.commit_at + total != point.end
+        || crc != point.crc
+        || Commit::decode(payload).is_err()
+    {
+        return Err(format!(
+            "segment {} offset {} holds no Commit record of sequence number {}",
+            segment.name(),
+            point.commit_at,
+            point.seq
+        ));
+    }
+    Ok(at)
+}
+
+/// The frame of `kind` at `offset` of `segment`: its sequence number, payload, size and
+/// checksum.
+fn read_at(
+    segment: &mut Segment,
+    offset: u64,
+    kind: Kind,
+) -> Result<(Seq, &[u8], u64, u32), String> {
+    let name = segment.name().to_string();
+    let bytes = segment.contents();
+    let rest = usize::try_from(offset)
+        .ok()
+        .and_then(|offset| bytes.get(offset..))
+        .unwrap_or(&[]);
+    match frame::read(rest) {
+        frame::Read::Frame(frame) if frame.kind == kind => {
+            Ok((frame.seq, frame.payload, frame.total_bytes, frame.crc))
+        }
+        _ => Err(format!(
+            "segment {name} offset {offset} holds no {kind:?} record"
+        )),
+    }
 }
 
 fn open_segments(ctx: &Context<'_>) -> Result<Vec<Segment>, LogError> {
@@ -261,8 +389,7 @@ fn inspect(
     segment: &mut Segment,
     damage_shows: bool,
     is_last: bool,
-    expected_number: u64,
-    is_first: bool,
+    place: Place,
     next_seq: &mut Seq,
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<Outcome, Fault> {
@@ -289,24 +416,32 @@ fn inspect(
             "file name differs from the first sequence number in its header".into(),
         ));
     }
-    if is_first {
-        *next_seq = header.first_seq;
-    } else if header.number != expected_number {
-        return Err(whole(format!(
-            "segment number {} follows segment number {}",
-            header.number,
-            expected_number.wrapping_sub(1)
-        )));
-    } else if header.first_seq != *next_seq {
-        return Err(whole(format!(
-            "gap in sequence numbers: segment starts at {}, the previous one ended at {}",
-            header.first_seq,
-            *next_seq - 1
-        )));
+    match place {
+        // `check_resume` checked the header against the segments before.
+        Place::Resume { .. } => {}
+        Place::First => *next_seq = header.first_seq,
+        Place::After { number } if header.number != number => {
+            return Err(whole(format!(
+                "segment number {} follows segment number {}",
+                header.number,
+                number - 1
+            )));
+        }
+        Place::After { .. } if header.first_seq != *next_seq => {
+            return Err(whole(format!(
+                "gap in sequence numbers: segment starts at {}, the previous one ended at {}",
+                header.first_seq,
+                *next_seq - 1
+            )));
+        }
+        Place::After { .. } => {}
     }
     let number =
         u32::try_from(header.number).map_err(|_| whole("segment number too large".into()))?;
-    let end = scan::scan_segment(number, bytes, next_seq, on_txn)?;
+    let end = match place {
+        Place::Resume { at } => scan::scan_segment_to_end(number, bytes, at, next_seq, on_txn)?,
+        Place::First | Place::After { .. } => scan::scan_segment(number, bytes, next_seq, on_txn)?,
+    };
     let outcome = match end {
         End::Sealed { data_end } => Outcome::Sealed {
             end: data_end + frame::frame_bytes(seal_body_bytes()),

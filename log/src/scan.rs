@@ -49,7 +49,18 @@ pub(crate) fn scan_segment<'a>(
     next_seq: &mut Seq,
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<End, Fault> {
-    match scan_segment_from(number, bytes, HEADER_BYTES, Seq::MAX, next_seq, on_txn)? {
+    scan_segment_to_end(number, bytes, HEADER_BYTES, next_seq, on_txn)
+}
+
+/// [`scan_segment`] from `start`, where a transaction (or a Mark or Seal record) starts.
+pub(crate) fn scan_segment_to_end<'a>(
+    number: u32,
+    bytes: &'a [u8],
+    start: u64,
+    next_seq: &mut Seq,
+    on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
+) -> Result<End, Fault> {
+    match scan_segment_from(number, bytes, start, Seq::MAX, next_seq, on_txn)? {
         Tail::End(end) => Ok(end),
         Tail::Reached { at } => unreachable!("a frame at {at} numbered past Seq::MAX"),
     }
@@ -148,6 +159,13 @@ pub(crate) fn scan_segment_from<'a>(
                 }
                 let txn = TxnView {
                     seq: frame.seq,
+                    point: crate::CommitPoint {
+                        seq: frame.seq,
+                        segment: u64::from(number),
+                        commit_at: offset,
+                        end: offset + frame.total_bytes,
+                        crc: frame.crc,
+                    },
                     commit,
                     ops: &pending,
                 };

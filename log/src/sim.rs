@@ -29,6 +29,8 @@ struct State {
     durable: BTreeMap<PathBuf, Arc<SimFile>>,
     locks: HashMap<PathBuf, LockHolders>,
     power_off: bool,
+    /// Syncs (of files and directories) that succeed before the power goes off by itself.
+    syncs_left: Option<u64>,
     syncs: u64,
     /// How long a sync takes, as a real device's would.
     sync_latency: std::time::Duration,
@@ -103,9 +105,7 @@ impl MappedFile for SimMapped {
             std::thread::sleep(latency);
         }
         let mut state = self.vfs.state();
-        if state.power_off {
-            return Err(power_off());
-        }
+        state.count_sync()?;
         state.syncs += 1;
         // `[0, written_end)` is published journal data (or zeroed by recovery before the
         // segment was shared): nobody writes it any more.
@@ -138,6 +138,22 @@ impl Drop for SimLock {
     }
 }
 
+impl State {
+    /// A sync is about to happen: fails if the power is off, or goes off now.
+    fn count_sync(&mut self) -> io::Result<()> {
+        if self.syncs_left == Some(0) {
+            self.power_off = true;
+        }
+        if self.power_off {
+            return Err(power_off());
+        }
+        if let Some(left) = &mut self.syncs_left {
+            *left -= 1;
+        }
+        Ok(())
+    }
+}
+
 fn power_off() -> io::Error {
     io::Error::other("simulated power loss: the device is gone")
 }
@@ -162,6 +178,13 @@ impl SimVfs {
     /// committers overlap as they would on a disk.
     pub fn set_sync_latency(&self, latency: std::time::Duration) {
         self.state().sync_latency = latency;
+    }
+
+    /// Lets `syncs` more syncs (of files or directories) succeed, then turns the power off
+    /// at the next: a crash at a chosen point of a sequence of durable steps. Call
+    /// [`SimVfs::cut_power`] afterwards for the file system as it boots again.
+    pub fn power_off_after_syncs(&self, syncs: u64) {
+        self.state().syncs_left = Some(syncs);
     }
 
     /// Turns the power off. Every later sync on this file system fails. Returns the file system
@@ -310,9 +333,7 @@ impl Vfs for SimVfs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
-        if state.power_off {
-            return Err(power_off());
-        }
+        state.count_sync()?;
         let in_dir = |path: &PathBuf| path.parent() == Some(dir);
         state.durable.retain(|path, _| !in_dir(path));
         let entries: Vec<_> = state

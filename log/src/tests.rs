@@ -876,3 +876,66 @@ fn a_follower_reads_what_a_writer_commits_across_segments() {
         Some(written[398].ops[0].clone())
     );
 }
+
+/// An open that resumes after a checkpoint's transaction reads back only what follows it,
+/// across segments, ends where a full recovery ends, and refuses a journal that no longer
+/// holds the transaction where the checkpoint saw it, without writing anything.
+#[test]
+fn resume_reads_only_what_follows_the_checkpoint() {
+    let vfs = SimVfs::new();
+    let (journal, _) = open(&vfs).expect("open");
+    // Large enough that the journal spans several segments before and after the point.
+    for seq in 1..=40 {
+        commit(&journal, &payloads(seq, 3, 2000)).expect("commit");
+    }
+    let resume = journal.resume_point().expect("a commit was made");
+    assert_eq!(resume.point.seq, 40);
+    assert!(
+        !resume.sealed.is_empty(),
+        "the point is past the first segment"
+    );
+    for seq in 41..=70 {
+        commit(&journal, &payloads(seq, 3, 2000)).expect("commit");
+    }
+    journal.close().expect("close");
+
+    let (full, everything) = open(&vfs).expect("full recovery");
+    let full_end = (full.last_seq(), full.segments());
+    drop(full);
+    assert_eq!(everything.len(), 70);
+
+    let resumed = open_with(JournalOptions {
+        resume: Some(resume.clone()),
+        ..options(&vfs)
+    });
+    let (journal, tail) = resumed.expect("resumed open");
+    assert_eq!(
+        tail,
+        everything[40..].to_vec(),
+        "only what follows the point"
+    );
+    assert_eq!((journal.last_seq(), journal.segments()), full_end);
+    assert_eq!(journal.recovery_report().resumed_after, Some(40));
+    commit(&journal, &payloads(71, 1, 10)).expect("the resumed journal takes commits");
+    drop(journal);
+
+    let mut moved = resume.clone();
+    moved.point.commit_at += 8;
+    let mut other_segment = resume.clone();
+    other_segment.sealed[0].first_seq += 1;
+    let mut short = resume.clone();
+    short.sealed.pop();
+    for wrong in [moved, other_segment, short] {
+        let refused = open_with(JournalOptions {
+            resume: Some(wrong),
+            ..options(&vfs)
+        });
+        assert!(
+            matches!(refused, Err(LogError::ResumeRejected { .. })),
+            "{:?}",
+            refused.err()
+        );
+    }
+    let (_, after) = open(&vfs).expect("the refusals wrote nothing");
+    assert_eq!(after.len(), 71);
+}

@@ -15,7 +15,7 @@ use crate::journal::{Journal, SEGMENT_SIZE_MAX_BYTES, SyncPolicy, Writer};
 use crate::record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
 use crate::scan::RECORDS_PER_TRANSACTION_MAX;
 use crate::segment::HEADER_BYTES;
-use crate::{Loc, Seq};
+use crate::{CommitPoint, Loc, Seq};
 
 /// Space every segment keeps after its last transaction: the largest Commit frame, a Seal and
 /// a Mark. Holding it back means a commit, a seal and a clean close always fit.
@@ -204,10 +204,25 @@ impl<'j> TxnBuilder<'j> {
             return Err(error);
         }
         let end = writer.tail + writer.buf.len() as u64;
+        let crc = u32::from_le_bytes(
+            writer.buf[start + 4..start + 8]
+                .try_into()
+                .expect("a frame header holds its checksum"),
+        );
+        writer.last_commit = Some(CommitPoint {
+            seq,
+            segment: active.number(),
+            commit_at: writer.tail + start as u64,
+            end,
+            crc,
+        });
         // A large transaction's buffer is not kept for the small ones that follow.
         writer.buf.clear();
         writer.buf.shrink_to(BUFFER_KEPT_BYTES);
         active.publish(end);
+        journal
+            .appended
+            .fetch_add(end - writer.tail, std::sync::atomic::Ordering::Relaxed);
         writer.tail = end;
         writer.next_seq += 1;
         journal.note_committed(writer);

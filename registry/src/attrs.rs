@@ -98,6 +98,16 @@ impl ClassNames {
         self.intern(class)
     }
 
+    /// Every class, by id from 1.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|name| &**name)
+    }
+
+    /// The number of classes.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// The class with id `id` (`None` for no class).
     pub(crate) fn get(&self, id: ClassId) -> Option<&str> {
         let index = (id.0 as usize).checked_sub(1)?;

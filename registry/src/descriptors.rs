@@ -112,6 +112,16 @@ impl Descriptors {
             .expect("descriptor ids come from this table")
     }
 
+    /// Every descriptor, by id.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &SecurityDescriptor> {
+        self.entries.iter().map(|entry| &*entry.descriptor)
+    }
+
+    /// The number of descriptors.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The descriptor with id `id`.
     pub(crate) fn get(&self, id: SdId) -> &SecurityDescriptor {
         &self.entry(id).descriptor

@@ -327,6 +327,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A checkpoint could not be written (the journal still holds everything).
+    #[error("checkpoint failed: {reason}")]
+    Checkpoint {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A stream is a valid stream but not a valid backup.
     #[error("not a valid backup: {reason}")]
     BadBackup {

@@ -206,6 +206,55 @@ impl Layers {
         def.dropped = Some(seq);
     }
 
+    /// The table as of `at`, for a checkpoint: (id, name, created, dropped).
+    pub(crate) fn image(&self, at: Seq) -> Vec<(LayerId, String, Seq, Option<Seq>)> {
+        self.defs
+            .iter()
+            .filter(|def| def.created <= at)
+            .map(|def| {
+                let dropped = def.dropped.filter(|&dropped| dropped <= at);
+                (def.id, def.name.clone(), def.created, dropped)
+            })
+            .collect()
+    }
+
+    /// The table an image holds, if it is one: the built-in layers first, then each created
+    /// after the previous and valid.
+    pub(crate) fn from_image(
+        defs: impl Iterator<Item = (LayerId, String, Seq, Option<Seq>)>,
+    ) -> std::result::Result<Layers, String> {
+        let mut layers = Layers { defs: Vec::new() };
+        for (id, name, created, dropped) in defs {
+            let builtin = layers.defs.len() < 2;
+            let in_order = layers
+                .defs
+                .last()
+                .is_none_or(|last| last.created <= created);
+            if check_layer_name(&name).is_err()
+                || !in_order
+                || dropped.is_some_and(|dropped| dropped < created)
+                || builtin != (created == 0)
+            {
+                return Err(format!("layer {name:?} (id {id}) is out of place"));
+            }
+            layers.defs.push(Def {
+                id,
+                name,
+                created,
+                dropped,
+            });
+        }
+        let builtins = Layers::new();
+        let same = |a: &Def, b: &Def| a.id == b.id && a.name == b.name && a.dropped.is_none();
+        if layers.defs.len() < 2
+            || !same(&layers.defs[0], &builtins.defs[0])
+            || !same(&layers.defs[1], &builtins.defs[1])
+        {
+            return Err("the built-in layers are missing".into());
+        }
+        Ok(layers)
+    }
+
     /// Forgets everything transaction `seq` did (it rolled back).
     pub(crate) fn rollback(&mut self, seq: Seq) {
         self.defs

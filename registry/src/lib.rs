@@ -22,6 +22,7 @@
 
 mod attrs;
 mod backup;
+mod checkpoint;
 mod classes;
 mod config;
 mod descriptors;
@@ -54,6 +55,7 @@ mod watch;
 
 pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
 pub use backup::{BackupInfo, BackupReport};
+pub use checkpoint::{CHECKPOINT_DIR, CHECKPOINT_MAX_BYTES, CheckpointInfo, CheckpointReport};
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use follow::FOLLOW_INTERVAL;
@@ -91,8 +93,8 @@ pub use security::{
 };
 pub use staged::STAGED_RESTORE_FILE;
 pub use store::{
-    Options, SYSTEM_PRINCIPAL, Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES,
-    VALUE_SIZE_LIMIT_BYTES,
+    CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_COMMITS_DEFAULT, Options, SYSTEM_PRINCIPAL,
+    Snapshot, Stats, Store, VALUE_SIZE_DEFAULT_MAX_BYTES, VALUE_SIZE_LIMIT_BYTES,
 };
 pub use txn::{CreateOptions, Transaction};
 pub use value::{FromRegValue, ToRegValue, Value, ValueType, parse_u64};

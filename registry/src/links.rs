@@ -34,6 +34,11 @@ impl LinkTargets {
         self.targets.insert(id, target);
     }
 
+    /// Every link's target, by key id.
+    pub(crate) fn all(&self) -> impl Iterator<Item = (KeyId, &KeyPath)> {
+        self.targets.iter().map(|(&id, target)| (id, &**target))
+    }
+
     fn get(&self, id: KeyId) -> Option<&Arc<KeyPath>> {
         self.targets.get(&id)
     }

@@ -49,10 +49,14 @@ enum Param {
     FlushEveryCommits,
     /// REG_DWORD, an in-memory store's flush this many ms after a change (0: never).
     FlushIntervalMs,
+    /// REG_DWORD, a checkpoint after this many commits (0: not by count).
+    CheckpointEveryCommits,
+    /// REG_DWORD, a checkpoint after the journal grew this many bytes (0: not by size).
+    CheckpointEveryBytes,
 }
 
 /// In the order they are checked: the segment size before the value size it bounds.
-const PARAMS: [Param; 7] = [
+const PARAMS: [Param; 9] = [
     Param::SyncPolicy,
     Param::SyncIntervalMs,
     Param::SegmentSizeBytes,
@@ -60,6 +64,8 @@ const PARAMS: [Param; 7] = [
     Param::WatchQueueDepth,
     Param::FlushEveryCommits,
     Param::FlushIntervalMs,
+    Param::CheckpointEveryCommits,
+    Param::CheckpointEveryBytes,
 ];
 
 // Values are kept in arrays in PARAMS' order, which is the declaration order.
@@ -96,6 +102,8 @@ impl Param {
             Param::WatchQueueDepth => "WatchQueueDepth",
             Param::FlushEveryCommits => "FlushEveryCommits",
             Param::FlushIntervalMs => "FlushIntervalMs",
+            Param::CheckpointEveryCommits => "CheckpointEveryCommits",
+            Param::CheckpointEveryBytes => "CheckpointEveryBytes",
         }
     }
 
@@ -159,6 +167,9 @@ impl Param {
                     Param::WatchQueueDepth => range(n, 1, WATCH_QUEUE_DEPTH_MAX as u64, ""),
                     Param::FlushEveryCommits => range(n, 0, u64::from(u32::MAX), " (0: never)"),
                     Param::FlushIntervalMs => range(n, 0, FLUSH_INTERVAL_MAX_MS, " ms (0: never)"),
+                    Param::CheckpointEveryCommits | Param::CheckpointEveryBytes => {
+                        range(n, 0, u64::from(u32::MAX), " (0: never)")
+                    }
                     Param::SyncPolicy => unreachable!("handled above"),
                 }
             }
@@ -211,6 +222,8 @@ impl Parameters {
             options.watch_queue_depth as u64,
             options.flush_every_commits,
             options.flush_interval_ms,
+            options.checkpoint_every_commits,
+            options.checkpoint_every_bytes,
         ];
         Parameters {
             state: Mutex::new(State {
@@ -419,6 +432,14 @@ fn apply(inner: &Inner, in_force: &[u64; PARAMS.len()]) -> Result<()> {
         .flush_policy
         .interval_ms
         .store(of(in_force, Param::FlushIntervalMs), Ordering::Relaxed);
+    inner.checkpoints.every_commits.store(
+        of(in_force, Param::CheckpointEveryCommits),
+        Ordering::Relaxed,
+    );
+    inner
+        .checkpoints
+        .every_bytes
+        .store(of(in_force, Param::CheckpointEveryBytes), Ordering::Relaxed);
     Ok(())
 }
 

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use hivelog_index::Index;
+use hivelog_index::KeyId;
 use hivelog_log::vfs::{OsVfs, Vfs};
 use hivelog_log::{
-    Journal, JournalOptions, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, Seq, SyncPolicy,
+    Journal, JournalOptions, LogError, RecoveryReport, SEGMENT_SIZE_DEFAULT_BYTES, Seq, SyncPolicy,
 };
 
 use crate::attrs::{ClassNames, KeyAttrs};
+use crate::checkpoint::{CheckpointInfo, CheckpointPolicy, CheckpointReport, Loaded};
 use crate::descriptors::Descriptors;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
@@ -28,6 +30,13 @@ use crate::txn::{Intent, Transaction};
 use crate::value::{Value, ValueType};
 use crate::watch::{StopPump, WATCH_QUEUE_DEPTH_DEFAULT, WATCH_QUEUE_DEPTH_MAX, Watches};
 use crate::{reader, security};
+
+/// A checkpoint every this many commits, by default.
+pub const CHECKPOINT_EVERY_COMMITS_DEFAULT: u64 = 1_000_000;
+/// A checkpoint every time the journal grew this much, by default.
+/// (A crash, which leaves no checkpoint at close, then costs a replay of at most this much
+/// journal at the next open: about a second at the replay rate W5 measured.)
+pub const CHECKPOINT_EVERY_BYTES_DEFAULT: u64 = 256 << 20;
 
 /// Largest value_size_max_bytes a store accepts.
 pub const VALUE_SIZE_LIMIT_BYTES: u32 = 64 << 20;
@@ -69,6 +78,15 @@ pub struct Options {
     /// ... and this many milliseconds after a change (0: only when asked), up to
     /// FLUSH_INTERVAL_MAX_MS.
     pub flush_interval_ms: u64,
+    /// Load the newest checkpoint at open and write new ones (a writable store on disk).
+    /// Default: yes. Without, every open replays the whole journal.
+    pub checkpoints: bool,
+    /// Write a checkpoint after this many commits since the last (0: not by count), up to
+    /// 4294967295.
+    pub checkpoint_every_commits: u64,
+    /// ... or once the journal grew this many bytes since the last (0: not by size), up to
+    /// 4294967295.
+    pub checkpoint_every_bytes: u64,
     /// The file system; tests substitute a simulated one.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -87,6 +105,9 @@ impl Default for Options {
             watch_queue_depth: WATCH_QUEUE_DEPTH_DEFAULT,
             flush_every_commits: 0,
             flush_interval_ms: 0,
+            checkpoints: true,
+            checkpoint_every_commits: CHECKPOINT_EVERY_COMMITS_DEFAULT,
+            checkpoint_every_bytes: CHECKPOINT_EVERY_BYTES_DEFAULT,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -116,6 +137,18 @@ impl Options {
                 reason: "must be at most 4294967295",
             });
         }
+        for (name, value) in [
+            ("checkpoint_every_commits", self.checkpoint_every_commits),
+            ("checkpoint_every_bytes", self.checkpoint_every_bytes),
+        ] {
+            if value > u64::from(u32::MAX) {
+                return Err(Error::InvalidOption {
+                    name,
+                    value,
+                    reason: "must be at most 4294967295",
+                });
+            }
+        }
         if self.flush_interval_ms > crate::parameters::FLUSH_INTERVAL_MAX_MS {
             return Err(Error::InvalidOption {
                 name: "flush_interval_ms",
@@ -140,6 +173,7 @@ impl Options {
             read_only: self.read_only,
             follow: self.follow,
             salvage: self.salvage,
+            resume: None,
             vfs: self.vfs.clone(),
         }
     }
@@ -195,9 +229,16 @@ pub(crate) struct Inner {
     pub persistence: std::sync::OnceLock<crate::memory::Hook>,
     /// When a store with a persistence hook flushes by itself (parameters).
     pub flush_policy: crate::memory::FlushPolicy,
+    /// When checkpoints are written, and the last one.
+    pub checkpoints: Arc<CheckpointPolicy>,
+    /// What the open did with checkpoints.
+    pub checkpoint_report: CheckpointReport,
+    /// Whether the open's options asked for checkpoints.
+    pub checkpoints_enabled: bool,
     /// Tells the watch pump to go when the store goes without `close` (or is dropped by the
     /// pump itself, holding the last handle).
     pub _stop_pump: StopPump,
+    pub _stop_checkpointer: crate::checkpoint::StopCheckpointer,
 }
 
 /// The first id of a volatile key.
@@ -209,11 +250,77 @@ impl Inner {
         // fetch_max: committers publish out of order, but every transaction below `seq` was
         // applied before `seq` began (the writer lock orders them).
         self.visible.fetch_max(seq, Ordering::AcqRel);
+        self.checkpoints.visible.fetch_max(seq, Ordering::Relaxed);
     }
 
     pub(crate) fn visible(&self) -> Seq {
         self.visible.load(Ordering::Acquire)
     }
+
+    /// Whether this open writes checkpoints.
+    pub(crate) fn checkpoints_written(&self) -> bool {
+        self.checkpoints_enabled && !self.read_only && !self.in_memory
+    }
+}
+
+/// Opens the journal after the newest checkpoint that loads and that the journal still
+/// matches; `None` if there is none (the caller replays the whole journal). A checkpoint
+/// passed over is named in `report`.
+type Resumed = (State, Journal, KeyId, (Seq, u64));
+
+fn open_from_checkpoint(
+    dir: &Path,
+    options: &Options,
+    report: &mut CheckpointReport,
+) -> Result<Option<Resumed>> {
+    let vfs = &*options.vfs;
+    for (_, path) in crate::checkpoint::list(vfs, dir).0 {
+        let loaded = match crate::checkpoint::load(vfs, &path) {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                report.ignored.push((path, reason));
+                continue;
+            }
+        };
+        let Loaded {
+            mut state,
+            resume,
+            next_key_id,
+        } = loaded;
+        let seq = resume.point.seq;
+        let bytes = resume.sealed.iter().map(|sealed| sealed.end).sum::<u64>() + resume.point.end;
+        let mut replayer = Replayer::new(&mut state);
+        let journal_options = JournalOptions {
+            resume: Some(resume),
+            ..options.journal()
+        };
+        let opened = Journal::open(dir, journal_options, &mut |txn| replayer.replay(txn));
+        let max_id = replayer.max_id;
+        match opened {
+            Ok(journal) => {
+                report.loaded = Some((path, seq));
+                return Ok(Some((
+                    state,
+                    journal,
+                    next_key_id.max(max_id + 1),
+                    (seq, bytes),
+                )));
+            }
+            // Not the checkpoint's doing: a full replay would fail the same way.
+            Err(error @ (LogError::Locked { .. } | LogError::NotFound(_))) => {
+                return Err(error.into());
+            }
+            Err(error) => report.ignored.push((path, error.to_string())),
+        }
+    }
+    Ok(None)
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn read_state(state: &ShardedLock<State>) -> ShardedLockReadGuard<'_, State> {
@@ -315,12 +422,31 @@ impl Store {
     /// may touch the file system (a restore's stream is spooled in memory).
     pub(crate) fn open_in(dir: &Path, options: Options, in_memory: bool) -> Result<Store> {
         options.validate()?;
-        let mut state = State::new();
-        let mut replayer = Replayer::new(&mut state);
-        let journal = Journal::open(dir, options.journal(), &mut |txn| replayer.replay(txn))?;
-        let next_key_id = replayer.max_id + 1;
+        let mut checkpoint_report = CheckpointReport::default();
+        let resumed = if options.checkpoints && !in_memory {
+            open_from_checkpoint(dir, &options, &mut checkpoint_report)?
+        } else {
+            None
+        };
+        let (state, journal, next_key_id, start) = match resumed {
+            Some(opened) => opened,
+            None => {
+                let mut state = State::new();
+                let mut replayer = Replayer::new(&mut state);
+                let journal =
+                    Journal::open(dir, options.journal(), &mut |txn| replayer.replay(txn))?;
+                let next_key_id = replayer.max_id + 1;
+                (state, journal, next_key_id, (0, 0))
+            }
+        };
         let last = journal.last_seq();
+        let journal_total: u64 = journal.segments().iter().map(|s| s.used_bytes).sum();
         let watches = Arc::new(Watches::new(options.watch_queue_depth));
+        let checkpoints = Arc::new(CheckpointPolicy::new(
+            journal.appended_bytes(),
+            start.0,
+            journal_total.saturating_sub(start.1),
+        ));
         let inner = Arc::new(Inner {
             journal,
             state: ShardedLock::new(state),
@@ -335,7 +461,11 @@ impl Store {
             in_memory,
             persistence: std::sync::OnceLock::new(),
             flush_policy: crate::memory::FlushPolicy::default(),
+            checkpoints: checkpoints.clone(),
+            checkpoint_report,
+            checkpoints_enabled: options.checkpoints,
             _stop_pump: StopPump(watches),
+            _stop_checkpointer: crate::checkpoint::StopCheckpointer(checkpoints),
         });
         let session = Arc::new(Session::new(&inner, options.caller)?);
         let store = Store { inner, session };
@@ -366,6 +496,9 @@ impl Store {
         crate::parameters::reload(&store.inner, store.inner.visible(), false)?;
         if options.follow {
             crate::follow::start(&store.inner)?;
+        }
+        if options.checkpoints && !options.read_only && !in_memory {
+            crate::checkpoint::start(&store.inner)?;
         }
         Ok(store)
     }
@@ -411,6 +544,25 @@ impl Store {
     /// The last committed (and, by policy, durable) sequence number: what readers see.
     pub fn seq(&self) -> Seq {
         self.inner.visible()
+    }
+
+    /// What the open did with checkpoints: the one it started from, and any it passed over
+    /// (damaged, or not matching the journal) before replaying the journal instead.
+    pub fn checkpoint_report(&self) -> &CheckpointReport {
+        &self.inner.checkpoint_report
+    }
+
+    /// Writes a checkpoint of the newest committed state now (the journal is synced
+    /// first), so the next open replays only what follows; `None` if the last checkpoint
+    /// holds that state already. Writers go on meanwhile. A store in memory, read-only or
+    /// opened without checkpoints writes none.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
+        if !self.inner.checkpoints_written() {
+            return Err(Error::NotOnDisk {
+                what: "writable store with checkpoints to write a checkpoint for",
+            });
+        }
+        crate::checkpoint::write(&self.inner)
     }
 
     /// What recovery found when the store opened (a torn tail cut, a salvage).
@@ -654,9 +806,14 @@ impl Store {
 
     /// Closes the store: syncs, records how far the journal is durable, releases the lock.
     /// If other clones or handles are alive, the store closes when the last one is dropped;
-    /// this still syncs.
+    /// this still syncs (and the background checkpoints stop). A close writes a checkpoint
+    /// when the journal grew by a megabyte or more since the last one, so the next open
+    /// replays little; a store dropped without a close writes none.
     pub fn close(self) -> Result<()> {
         drop(self.session);
+        // A background checkpoint holds a handle while it runs: it finishes first (the close
+        // writes the last one if the journal grew since).
+        self.inner.checkpoints.stop_and_wait();
         let watches = self.inner.watches.clone();
         // With the hub locked the watch pump holds no handle: if this one is the only one
         // left, the store closes.
@@ -666,6 +823,9 @@ impl Store {
         match last {
             Ok(inner) => {
                 watches.shutdown();
+                if inner.checkpoints_written() {
+                    crate::checkpoint::at_close(&inner)?;
+                }
                 Ok(inner.journal.close()?)
             }
             Err(shared) => {

@@ -103,6 +103,75 @@ impl Stored {
     }
 }
 
+/// A value version as a checkpoint stores it: `kind` 0 for inline data (`len` bytes of
+/// `bytes`), 1 for data at `at` (`len` bytes) in the record's payload.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+pub(crate) struct StoredImage {
+    segment: u32,
+    offset: u32,
+    record_len: u32,
+    ty: u32,
+    kind: u8,
+    bytes: [u8; SMALL_MAX_BYTES],
+    at: u32,
+    len: u32,
+}
+
+impl Stored {
+    /// Its image, or `None` for a volatile value (which no checkpoint holds).
+    pub(crate) fn image(&self) -> Option<StoredImage> {
+        if self.volatile_slot().is_some() {
+            return None;
+        }
+        let (kind, bytes, at, len) = match self.data {
+            Data::Small { len, bytes } => (0, bytes, 0, u32::from(len)),
+            Data::InRecord { at, len } => (1, [0; SMALL_MAX_BYTES], at, len),
+            Data::Volatile => return None,
+        };
+        Some(StoredImage {
+            segment: self.loc.segment,
+            offset: self.loc.offset,
+            record_len: self.loc.len,
+            ty: self.ty.0,
+            kind,
+            bytes,
+            at,
+            len,
+        })
+    }
+
+    /// The value version an image holds, if it makes sense: inline data of at most eight
+    /// bytes, or data within its record, which lies before `end_of(segment)`.
+    pub(crate) fn from_image(
+        image: &ArchivedStoredImage,
+        end_of: impl Fn(u32) -> Option<u64>,
+    ) -> std::result::Result<Stored, String> {
+        let loc = Loc {
+            segment: image.segment.to_native(),
+            offset: image.offset.to_native(),
+            len: image.record_len.to_native(),
+        };
+        let (at, len) = (image.at.to_native(), image.len.to_native());
+        let data = match image.kind {
+            0 if len as usize <= SMALL_MAX_BYTES => Data::Small {
+                len: len as u8,
+                bytes: image.bytes,
+            },
+            1 if u64::from(at) + u64::from(len) <= u64::from(loc.len) => Data::InRecord { at, len },
+            _ => return Err(format!("a value's data is out of place ({loc:?})")),
+        };
+        let record_end = u64::from(loc.offset) + 8 + u64::from(loc.len);
+        if end_of(loc.segment).is_none_or(|end| record_end > end) {
+            return Err(format!("a value's record is outside the journal ({loc:?})"));
+        }
+        Ok(Stored {
+            loc,
+            ty: ValueType(image.ty.to_native()),
+            data,
+        })
+    }
+}
+
 /// Values of volatile keys: name as written and value, by slot. Append-only while the store
 /// is open, like the history the index keeps of them.
 #[derive(Debug, Default)]

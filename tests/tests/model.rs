@@ -339,6 +339,9 @@ enum Step {
     /// A detailed read of one past sequence number (every value name in every layer, both
     /// handle kinds).
     ReadPast(Index),
+    /// A checkpoint of the newest state (on disk; the in-memory store writes none), which
+    /// the next reopen starts from.
+    Checkpoint,
 }
 
 /// Folded names below the hive; the empty path is the hive root.
@@ -1204,6 +1207,11 @@ fn run(steps: &[Step], mut disk: Disk) {
                 };
                 history.reopened();
                 assert!(store.recovery_report().salvage.is_none());
+                assert_eq!(
+                    store.checkpoint_report().ignored,
+                    [],
+                    "every checkpoint loads"
+                );
                 let report = store.verify().expect("the reopened store verifies");
                 assert_eq!(report.last_seq, history.seq());
                 assert_eq!(report.transactions, history.seq());
@@ -1211,6 +1219,14 @@ fn run(steps: &[Step], mut disk: Disk) {
             Step::ReadPast(index) => {
                 let seq = 1 + index.index(history.seq() as usize) as Seq;
                 check_reads_at(&store, &history, seq);
+            }
+            Step::Checkpoint => {
+                if !matches!(disk, Disk::Memory(_)) {
+                    let written = store.checkpoint().expect("the checkpoint is written");
+                    if let Some(info) = written {
+                        assert_eq!(info.seq, history.seq());
+                    }
+                }
             }
         }
         check_now(&store, &history);
@@ -1375,6 +1391,7 @@ fn steps(power_cuts: bool) -> impl Strategy<Value = Vec<Step>> {
         4 => proptest::collection::vec(op(), 1..6).prop_map(Step::Transaction),
         1 => any::<bool>().prop_map(move |cut| Step::Reopen { power_cut: cut && power_cuts }),
         1 => any::<Index>().prop_map(Step::ReadPast),
+        1 => Just(Step::Checkpoint),
     ];
     let max_steps = if torture() { 150 } else { 80 };
     proptest::collection::vec(step, 1..max_steps)

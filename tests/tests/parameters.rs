@@ -94,7 +94,9 @@ fn a_new_store_runs_on_defaults_with_no_configuration_beneath_its_hives() {
             "ValueSizeMaxBytes",
             "WatchQueueDepth",
             "FlushEveryCommits",
-            "FlushIntervalMs"
+            "FlushIntervalMs",
+            "CheckpointEveryCommits",
+            "CheckpointEveryBytes"
         ]
     );
     for p in store.parameters() {

@@ -238,6 +238,27 @@ pub(crate) fn flush(ctx: &Ctx, key: Option<&str>) -> Result<(), Failure> {
     Ok(store.close()?)
 }
 
+pub(crate) fn checkpoint(ctx: &Ctx) -> Result<(), Failure> {
+    let store = open_existing_write(ctx)?;
+    let start = std::time::Instant::now();
+    match store.checkpoint()? {
+        Some(info) => println!(
+            "checkpoint at sequence number {}: {} keys, {} value versions, {} bytes in {} ({:.0} ms)",
+            info.seq,
+            info.keys,
+            info.versions,
+            info.bytes,
+            info.file.display(),
+            start.elapsed().as_secs_f64() * 1000.0
+        ),
+        None => println!(
+            "the last checkpoint holds sequence number {} already",
+            store.seq()
+        ),
+    }
+    Ok(store.close()?)
+}
+
 pub(crate) fn verify(ctx: &Ctx) -> Result<(), Failure> {
     // Opening verifies every record; verify() reads everything again and replays it into a
     // fresh index to compare with the one the open built.

@@ -117,6 +117,8 @@ pub(crate) enum Command {
         /// A key (all keys share one journal: every commit is flushed)
         key: Option<String>,
     },
+    /// Write a checkpoint of the newest state now, so the next open replays only what follows.
+    Checkpoint,
     /// Sequence number, keys, values, segments, bytes on disk, index memory.
     Stats {
         /// Print JSON instead of text.
@@ -319,6 +321,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::CopyFile(args) => backup::copy_file(&ctx, &args),
             Command::RestoreFile(args) => backup::restore_file(&ctx, &args),
             Command::Flush { key } => commands::flush(&ctx, key.as_deref()),
+            Command::Checkpoint => commands::checkpoint(&ctx),
             Command::Stats { json } => commands::stats(&ctx, json),
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),

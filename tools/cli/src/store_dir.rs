@@ -112,6 +112,13 @@ fn owns_store(dir: &Path) -> bool {
 /// store's configuration gives them (and Administrators if they own the store's files), or,
 /// with `--as P`, P, if the OS user holds SeImpersonatePrivilege.
 fn as_caller(store: Store, ctx: &Ctx) -> Result<Store, Failure> {
+    // Nothing is lost (the journal was replayed instead), but someone should know.
+    for (file, reason) in &store.checkpoint_report().ignored {
+        eprintln!(
+            "hivelog: warning: passed over checkpoint {}: {reason}; the journal was replayed instead",
+            file.display()
+        );
+    }
     let os = os_principal();
     let extra: &[&str] = if owns_store(&ctx.dir) {
         &[ADMINISTRATORS]
