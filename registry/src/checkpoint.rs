@@ -155,12 +155,19 @@ struct Last {
     /// the bytes the journal holds after the checkpoint the open loaded (all of it after a
     /// full replay), so that growth counts from the checkpoint, not from the open.
     appended: u64,
+    /// Its size.
+    bytes: u64,
 }
 
 impl CheckpointPolicy {
-    /// The policy of an open whose last checkpoint holds `seq`, with `tail_bytes` of journal
-    /// after it.
-    pub(crate) fn new(appended: Arc<AtomicU64>, seq: Seq, tail_bytes: u64) -> CheckpointPolicy {
+    /// The policy of an open whose last checkpoint holds `seq` in `bytes`, with `tail_bytes`
+    /// of journal after it.
+    pub(crate) fn new(
+        appended: Arc<AtomicU64>,
+        seq: Seq,
+        bytes: u64,
+        tail_bytes: u64,
+    ) -> CheckpointPolicy {
         CheckpointPolicy {
             every_commits: AtomicU64::new(0),
             every_bytes: AtomicU64::new(0),
@@ -171,6 +178,7 @@ impl CheckpointPolicy {
             last: Mutex::new(Last {
                 seq,
                 appended: 0u64.wrapping_sub(tail_bytes),
+                bytes,
             }),
         }
     }
@@ -186,8 +194,12 @@ impl CheckpointPolicy {
         let last = *lock(&self.last);
         let every_commits = self.every_commits.load(Ordering::Relaxed);
         let every_bytes = self.every_bytes.load(Ordering::Relaxed);
+        // By size, not before the journal grew as much as the last checkpoint takes: then
+        // writing checkpoints costs at most about as many bytes as the journal grows, however
+        // large the index (a bulk load of 10 M values would otherwise write one every
+        // `every_bytes`, each larger than the last).
         (every_commits > 0 && self.visible.load(Ordering::Relaxed) >= last.seq + every_commits)
-            || (every_bytes > 0 && self.grown(&last) >= every_bytes)
+            || (every_bytes > 0 && self.grown(&last) >= every_bytes.max(last.bytes))
     }
 
     /// Stops the checkpointer thread, waiting for a checkpoint it is writing: afterwards it
@@ -243,6 +255,8 @@ pub(crate) struct Loaded {
     pub state: State,
     pub resume: Resume,
     pub next_key_id: u64,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// Reads, checks and rebuilds the checkpoint in `path`.
@@ -293,7 +307,9 @@ pub(crate) fn load(vfs: &dyn Vfs, path: &Path) -> std::result::Result<Loaded, St
     if image.resume.seq.to_native() != seq || image.index.at() != seq {
         return Err("the header and the contents disagree on the sequence number".into());
     }
-    rebuild(image)
+    let mut loaded = rebuild(image)?;
+    loaded.bytes = len;
+    Ok(loaded)
 }
 
 /// The state an image holds, every entry checked against the tables it names.
@@ -403,6 +419,7 @@ fn rebuild(image: &ArchivedImage) -> std::result::Result<Loaded, String> {
         state,
         resume,
         next_key_id,
+        bytes: 0,
     })
 }
 
@@ -509,15 +526,17 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
     drop(image);
     let vfs = inner.journal.vfs();
     let file = write_file(&**vfs, &inner.dir, at, &body)?;
-    prune(&**vfs, &inner.dir, at, last.seq);
+    prune(&**vfs, &inner.dir, at);
+    let bytes = (HEADER_BYTES + body.len()) as u64;
     *last = Last {
         seq: at,
         appended: appended_at_point,
+        bytes,
     };
     Ok(Some(CheckpointInfo {
         seq: at,
         file,
-        bytes: (HEADER_BYTES + body.len()) as u64,
+        bytes,
         keys,
         versions,
     }))
@@ -559,13 +578,14 @@ fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, body: &[u8]) -> Result<
     Ok(path)
 }
 
-/// Removes every checkpoint but the one just written at `seq` and the last one before it
-/// (kept in case the new one is damaged later), and leftover temporary files. Best effort:
-/// a file left behind is passed over or removed next time.
-fn prune(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, previous: Seq) {
+/// Removes every checkpoint but the one just written at `seq` (should it be damaged later,
+/// the journal is replayed: an older checkpoint would only shorten that, at the cost of its
+/// size on disk), and leftover temporary files. Best effort: a file left behind is passed
+/// over or removed next time.
+fn prune(vfs: &dyn Vfs, store_dir: &Path, seq: Seq) {
     let (files, temporary) = list(vfs, store_dir);
     for (file_seq, path) in files {
-        if file_seq != seq && file_seq != previous {
+        if file_seq != seq {
             let _ = vfs.remove_file(&path);
         }
     }

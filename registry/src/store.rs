@@ -266,7 +266,16 @@ impl Inner {
 /// Opens the journal after the newest checkpoint that loads and that the journal still
 /// matches; `None` if there is none (the caller replays the whole journal). A checkpoint
 /// passed over is named in `report`.
-type Resumed = (State, Journal, KeyId, (Seq, u64));
+type Resumed = (State, Journal, KeyId, Start);
+
+/// Where the last checkpoint left the journal: its sequence number, its size, and the
+/// journal's size at its sequence number.
+#[derive(Default, Clone, Copy)]
+struct Start {
+    seq: Seq,
+    checkpoint_bytes: u64,
+    journal_bytes: u64,
+}
 
 fn open_from_checkpoint(
     dir: &Path,
@@ -286,9 +295,11 @@ fn open_from_checkpoint(
             mut state,
             resume,
             next_key_id,
+            bytes: checkpoint_bytes,
         } = loaded;
         let seq = resume.point.seq;
-        let bytes = resume.sealed.iter().map(|sealed| sealed.end).sum::<u64>() + resume.point.end;
+        let journal_bytes =
+            resume.sealed.iter().map(|sealed| sealed.end).sum::<u64>() + resume.point.end;
         let mut replayer = Replayer::new(&mut state);
         let journal_options = JournalOptions {
             resume: Some(resume),
@@ -299,12 +310,12 @@ fn open_from_checkpoint(
         match opened {
             Ok(journal) => {
                 report.loaded = Some((path, seq));
-                return Ok(Some((
-                    state,
-                    journal,
-                    next_key_id.max(max_id + 1),
-                    (seq, bytes),
-                )));
+                let start = Start {
+                    seq,
+                    checkpoint_bytes,
+                    journal_bytes,
+                };
+                return Ok(Some((state, journal, next_key_id.max(max_id + 1), start)));
             }
             // Not the checkpoint's doing: a full replay would fail the same way.
             Err(error @ (LogError::Locked { .. } | LogError::NotFound(_))) => {
@@ -436,7 +447,7 @@ impl Store {
                 let journal =
                     Journal::open(dir, options.journal(), &mut |txn| replayer.replay(txn))?;
                 let next_key_id = replayer.max_id + 1;
-                (state, journal, next_key_id, (0, 0))
+                (state, journal, next_key_id, Start::default())
             }
         };
         let last = journal.last_seq();
@@ -444,8 +455,9 @@ impl Store {
         let watches = Arc::new(Watches::new(options.watch_queue_depth));
         let checkpoints = Arc::new(CheckpointPolicy::new(
             journal.appended_bytes(),
-            start.0,
-            journal_total.saturating_sub(start.1),
+            start.seq,
+            start.checkpoint_bytes,
+            journal_total.saturating_sub(start.journal_bytes),
         ));
         let inner = Arc::new(Inner {
             journal,

@@ -203,7 +203,7 @@ fn a_reopen_from_a_checkpoint_sees_what_a_full_replay_sees_at_every_seq() {
 }
 
 #[test]
-fn a_close_writes_a_checkpoint_when_the_journal_grew_and_keeps_two() {
+fn a_close_writes_a_checkpoint_when_the_journal_grew_and_keeps_the_newest() {
     let dir = TempDir::new().unwrap();
     for round in 0..3 {
         let store = Store::open(dir.path(), options()).unwrap();
@@ -217,10 +217,10 @@ fn a_close_writes_a_checkpoint_when_the_journal_grew_and_keeps_two() {
         store.close().unwrap();
     }
     let files = checkpoint_files(dir.path());
-    assert_eq!(files.len(), 2, "the newest and the one before: {files:?}");
+    assert_eq!(files.len(), 1, "the newest only: {files:?}");
     let store = Store::open(dir.path(), options()).unwrap();
     let (loaded, seq) = store.checkpoint_report().loaded.clone().expect("loaded");
-    assert_eq!(loaded, files[1]);
+    assert_eq!(loaded, files[0]);
     assert_eq!(seq, store.seq(), "the close's checkpoint holds everything");
     drop(store);
 }
