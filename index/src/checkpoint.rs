@@ -329,7 +329,9 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
         if node_count == 0 || node_count > u32::MAX as usize {
             return Err(bad(format!("{node_count} nodes")));
         }
-        index.paths.reserve(node_count, |_| 0);
+        // Only the root is in the table yet.
+        let root_hash = index.hash_path("");
+        index.paths.reserve(node_count, |_| root_hash);
         let mut built: Vec<NodeId> = Vec::with_capacity(node_count);
         let mut cursor = Cursor::default();
         let mut path = String::new();

@@ -316,7 +316,10 @@ fn export_image(
 fn load_image(bytes: &[u8]) -> ModelIndex {
     let image = rkyv::access::<ArchivedIndexImage<u32, u32>, rkyv::rancor::Error>(bytes)
         .expect("a valid image");
-    Index::from_image(image, |v| Ok(v.to_native()), |a| Ok(a.to_native())).expect("loads")
+    let index: ModelIndex =
+        Index::from_image(image, |v| Ok(v.to_native()), |a| Ok(a.to_native())).expect("loads");
+    assert_eq!(index.find(""), Some(index.root()), "the root is found by its path");
+    index
 }
 
 fn folded(path: &[String]) -> Vec<String> {
