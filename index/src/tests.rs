@@ -318,7 +318,11 @@ fn load_image(bytes: &[u8]) -> ModelIndex {
         .expect("a valid image");
     let index: ModelIndex =
         Index::from_image(image, |v| Ok(v.to_native()), |a| Ok(a.to_native())).expect("loads");
-    assert_eq!(index.find(""), Some(index.root()), "the root is found by its path");
+    assert_eq!(
+        index.find(""),
+        Some(index.root()),
+        "the root is found by its path"
+    );
     index
 }
 

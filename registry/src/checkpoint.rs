@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hivelog_index::{Export, ExportRules, ImageError, Index, IndexImage};
-use hivelog_log::vfs::Vfs;
+use hivelog_log::vfs::{MappedFile, Vfs};
 use hivelog_log::{CommitPoint, Resume, SealedSegment, Seq};
-use rkyv::rancor;
+use rkyv::rancor::{self, Source as _};
+use rkyv::ser::{Positional, Writer as RkyvWriter};
 
 use crate::attrs::{ClassId, ClassNames, KeyAttrs, KeyFlags, SdId};
 use crate::descriptors::Descriptors;
@@ -525,18 +526,10 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
         break (image, keys, versions);
     };
     let (image, keys, versions) = image;
-    // Sized as the last one was, so the buffer is not grown (and copied) by doublings.
-    let buffer = rkyv::util::AlignedVec::<16>::with_capacity(last.bytes as usize);
-    let body = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&image, buffer).map_err(|e| {
-        Error::Checkpoint {
-            reason: format!("serializing: {e}"),
-        }
-    })?;
-    drop(image);
     let vfs = inner.journal.vfs();
-    let file = write_file(&**vfs, &inner.dir, at, &body)?;
+    let (file, bytes) = write_file(&**vfs, &inner.dir, at, &image)?;
+    drop(image);
     prune(&**vfs, &inner.dir, at);
-    let bytes = (HEADER_BYTES + body.len()) as u64;
     *last = Last {
         seq: at,
         appended: appended_at_point,
@@ -555,9 +548,84 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
+/// Counts what a serialization writes.
+struct Sizer(usize);
+
+impl Positional for Sizer {
+    fn pos(&self) -> usize {
+        self.0
+    }
+}
+
+impl<E> RkyvWriter<E> for Sizer {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), E> {
+        self.0 += bytes.len();
+        Ok(())
+    }
+}
+
+/// Writes a serialization into the body of a checkpoint file through a small buffer,
+/// computing its CRC on the way.
+struct BodyWriter<'a> {
+    file: &'a dyn MappedFile,
+    /// Bytes handed to `write` so far.
+    pos: usize,
+    /// Bytes written to the file so far.
+    flushed: usize,
+    buffer: Vec<u8>,
+    crc: u32,
+}
+
+/// The buffer between the serializer and the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+impl BodyWriter<'_> {
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file
+            .write_at((HEADER_BYTES + self.flushed) as u64, &self.buffer)?;
+        self.crc = crc32c::crc32c_append(self.crc, &self.buffer);
+        self.flushed += self.buffer.len();
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl Positional for BodyWriter<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl RkyvWriter<rancor::Error> for BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), rancor::Error> {
+        self.pos += bytes.len();
+        if self.buffer.len() + bytes.len() > WRITE_BUFFER_BYTES {
+            self.flush().map_err(rancor::Error::new)?;
+        }
+        if bytes.len() >= WRITE_BUFFER_BYTES {
+            self.file
+                .write_at((HEADER_BYTES + self.flushed) as u64, bytes)
+                .map_err(rancor::Error::new)?;
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+            self.flushed += bytes.len();
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
 /// Writes the checkpoint file atomically: a temporary file, synced, renamed into place, the
-/// directory synced.
-fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, body: &[u8]) -> Result<PathBuf> {
+/// directory synced. The image is serialized twice, once to learn its size (the file is
+/// allocated whole) and once into the file: no copy of it is held in memory, which for 10 M
+/// values is 700 MB. Returns the file and its size.
+fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, image: &Image) -> Result<(PathBuf, u64)> {
+    let serializing = |e: rancor::Error| Error::Checkpoint {
+        reason: format!("serializing: {e}"),
+    };
+    let body_len = rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, Sizer(0))
+        .map_err(serializing)?
+        .0;
     let dir = store_dir.join(CHECKPOINT_DIR);
     vfs.create_dir_all(&dir)
         .map_err(io(format!("creating {}", dir.display())))?;
@@ -567,24 +635,39 @@ fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, body: &[u8]) -> Result<
     header[..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&seq.to_le_bytes());
-    header[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[16..]), body);
-    header[12..16].copy_from_slice(&crc.to_le_bytes());
-    let total = (HEADER_BYTES + body.len()) as u64;
+    header[24..32].copy_from_slice(&(body_len as u64).to_le_bytes());
+    let total = (HEADER_BYTES + body_len) as u64;
     let writing = format!("writing {}", temporary.display());
     let file = vfs
         .create_mapped(&temporary, total)
         .map_err(io(writing.clone()))?;
+    let body = BodyWriter {
+        file: &*file,
+        pos: 0,
+        flushed: 0,
+        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+        crc: crc32c::crc32c(&header[16..]),
+    };
+    let mut body =
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, body).map_err(serializing)?;
+    body.flush().map_err(io(writing.clone()))?;
+    if body.flushed != body_len {
+        return Err(Error::Checkpoint {
+            reason: format!(
+                "the serialization wrote {} bytes, then {}",
+                body_len, body.flushed
+            ),
+        });
+    }
+    header[12..16].copy_from_slice(&body.crc.to_le_bytes());
     file.write_at(0, &header).map_err(io(writing.clone()))?;
-    file.write_at(HEADER_BYTES as u64, body)
-        .map_err(io(writing.clone()))?;
     file.sync(total).map_err(io(writing))?;
     drop(file);
     vfs.rename(&temporary, &path)
         .map_err(io(format!("renaming {}", temporary.display())))?;
     vfs.sync_dir(&dir)
         .map_err(io(format!("syncing {}", dir.display())))?;
-    Ok(path)
+    Ok((path, total))
 }
 
 /// Removes every checkpoint but the one just written at `seq` (should it be damaged later,
