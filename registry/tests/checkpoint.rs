@@ -437,3 +437,48 @@ fn the_background_checkpointer_follows_the_parameters() {
     assert_eq!(checkpoint_files(dir.path()), before);
     drop(store);
 }
+
+#[test]
+fn a_follower_starts_from_the_checkpoint_and_follows_the_writer() {
+    let dir = TempDir::new().unwrap();
+    let writer = Store::open(dir.path(), options()).unwrap();
+    history(&writer, 0);
+    let info = writer.checkpoint().unwrap().unwrap();
+    writer
+        .create_key(r"HKLM\Software\Between")
+        .unwrap()
+        .set_value("B", &1u32)
+        .unwrap();
+    let follower = Store::open(
+        dir.path(),
+        Options {
+            read_only: true,
+            follow: true,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        follower.checkpoint_report().loaded,
+        Some((info.file.clone(), info.seq))
+    );
+    let key = writer.create_key(r"HKLM\Software\Later").unwrap();
+    for n in 0..20u32 {
+        key.set_value("N", &n).unwrap();
+    }
+    let last = writer.seq();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while follower.seq() < last {
+        assert!(std::time::Instant::now() < deadline, "the follower keeps up");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        follower
+            .open_key(r"HKLM\Software\Later")
+            .unwrap()
+            .get_raw_value("N")
+            .unwrap(),
+        Value::dword(19)
+    );
+    assert_eq!(every_snapshot(&follower), every_snapshot(&writer));
+}
