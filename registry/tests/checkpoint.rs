@@ -469,7 +469,10 @@ fn a_follower_starts_from_the_checkpoint_and_follows_the_writer() {
     let last = writer.seq();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while follower.seq() < last {
-        assert!(std::time::Instant::now() < deadline, "the follower keeps up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower keeps up"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(

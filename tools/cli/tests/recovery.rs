@@ -1,7 +1,8 @@
 //! End-to-end tests of backup, restore, point-in-time recovery and audit replay through the
 //! `hivelog` binary: `backup`, `restore`, `verify FILE`, `revert`, `recover`, `archive`,
-//! `audit`, and the filters of `log`. Every successful run here has its stderr checked empty,
-//! so the progress bars are proven quiet when stderr is a pipe.
+//! `audit`, `checkpoint`, and the filters of `log`. Every successful run here has its stderr
+//! checked empty (but the one that must warn of a damaged checkpoint), so the progress bars
+//! are proven quiet when stderr is a pipe.
 //!
 //! Run with `cargo test -p hivelog-cli --test recovery`.
 
@@ -556,4 +557,38 @@ fn flush_makes_every_commit_durable_and_checks_its_key() {
     );
     store.ok(&["flush", ROOT]);
     store.not_found(&["flush", r"HKLM\Software\Nope"]);
+}
+
+#[test]
+fn checkpoint_writes_one_the_next_open_starts_from_and_a_damaged_one_is_named() {
+    let store = store_with_subtree();
+    let seq = store.seq();
+    let written = store.ok(&["checkpoint"]);
+    assert!(
+        written.starts_with(&format!("checkpoint at sequence number {seq}: ")),
+        "{written}"
+    );
+    assert_eq!(
+        store.ok(&["checkpoint"]),
+        format!("the last checkpoint holds sequence number {seq} already\n")
+    );
+    let file = std::fs::read_dir(store.dir.join("checkpoints"))
+        .expect("the checkpoint directory")
+        .map(|entry| entry.expect("an entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "hvc"))
+        .expect("a checkpoint file");
+    let mut bytes = std::fs::read(&file).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).expect("write");
+    // Nothing is lost: the journal is replayed; stderr names the file and the reason.
+    let run = store.run(&["query", ROOT, "-v", "Color"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(run.stdout.contains("Color"), "{}", run.describe());
+    assert!(
+        run.stderr.contains("warning: passed over checkpoint")
+            && run.stderr.contains("checksum mismatch"),
+        "{}",
+        run.describe()
+    );
 }
