@@ -168,8 +168,18 @@ pub fn archive(
     if from >= to || to > last {
         return Err(LogError::BadRange { from, to, last });
     }
+    // From 0 is the whole journal, which may start from a base; anything else needs every
+    // transaction after `from`.
+    let base = journal.base_seq();
+    if from > 0 && from < base {
+        return Err(LogError::Compacted {
+            seq: from,
+            oldest: base,
+        });
+    }
     create_dir(dir)?;
-    let mut out = Segments::new(dir, journal.segment_size_bytes(), 0, from + 1);
+    let first = if from == 0 { base.max(1) } else { from + 1 };
+    let mut out = Segments::new(dir, journal.segment_size_bytes(), 0, first);
     let mut failed = None;
     journal
         .for_each_txn(from + 1, to, &mut |txn: &TxnView<'_>| {

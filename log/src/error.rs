@@ -39,6 +39,23 @@ pub enum LogError {
         reason: String,
     },
 
+    /// History before the oldest retained transaction was compacted away.
+    #[error("sequence number {seq} was compacted away: the oldest readable is {oldest}")]
+    Compacted {
+        /// What was asked for.
+        seq: Seq,
+        /// The oldest sequence number still readable.
+        oldest: Seq,
+    },
+
+    /// A compaction could not proceed (its cut is no longer a sealed segment's end, or its
+    /// base came out another size than planned); the journal is unchanged.
+    #[error("compaction: {reason}")]
+    Compaction {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Another process (or another open in this one) owns the store.
     #[error("store {path} is in use by another process (lock file {lock} is held)")]
     Locked {

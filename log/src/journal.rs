@@ -31,7 +31,7 @@ pub const SEGMENT_SIZE_MAX_BYTES: u64 = (4 << 30) - (1 << 20);
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT_BYTES: u64 = 64 << 20;
 /// Highest segment number: a record's location names its segment in 32 bits.
-pub const SEGMENTS_MAX: u32 = u32::MAX;
+pub const SEGMENTS_MAX: u32 = (crate::segment::BASE_NUMBER_FLAG - 1) as u32;
 /// Longest interval between syncs under [`SyncPolicy::Interval`].
 pub const SYNC_INTERVAL_MAX_MS: u64 = 60_000;
 
@@ -191,15 +191,21 @@ struct Syncer {
 
 /// An append-only, memory-mapped journal of transactions.
 pub struct Journal {
-    dir: PathBuf,
-    vfs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) vfs: Arc<dyn Vfs>,
     /// The capacity of a new ordinary segment; may change while the journal is open.
     segment_size_bytes: AtomicU64,
     /// The sync policy, encoded (`SyncPolicy::encode`); may change while the journal is open.
     sync: AtomicU64,
-    read_only: bool,
+    pub(crate) read_only: bool,
     pub(crate) writer: Mutex<Writer>,
-    segments: ShardedLock<Vec<Arc<Segment>>>,
+    /// The journal in order: the base it starts from (if any), then ordinary segments.
+    pub(crate) segments: ShardedLock<Vec<Arc<Segment>>>,
+    /// What installed bases replaced: still read by snapshots older than the base, and on
+    /// disk, until `remove_replaced`.
+    pub(crate) replaced: ShardedLock<Vec<Arc<Segment>>>,
+    /// Held by a base's install and by `remove_replaced`, so the two never interleave.
+    pub(crate) compaction: Mutex<()>,
     pub(crate) group: Arc<GroupCommit>,
     syncer: Mutex<Option<Syncer>>,
     /// Bytes of transactions appended since the open.
@@ -290,6 +296,8 @@ impl Journal {
                 closed: false,
             }),
             segments: ShardedLock::new(segments),
+            replaced: ShardedLock::new(Vec::new()),
+            compaction: Mutex::new(()),
             group,
             syncer: Mutex::new(None),
             appended: Arc::new(AtomicU64::new(0)),
@@ -365,7 +373,9 @@ impl Journal {
         let Ok(header) = Header::decode(segment.contents()) else {
             return Ok(None);
         };
-        if header.number != last.number() + 1 || header.first_seq != first_seq {
+        if header.number != crate::segment::next_number(last.number())
+            || header.first_seq != first_seq
+        {
             return Err(LogError::Corrupt {
                 segment: name,
                 offset: 0,
@@ -478,7 +488,9 @@ impl Journal {
         {
             self.seal(writer, active)?;
         }
-        let number = previous.as_ref().map_or(0, |p| p.number() + 1);
+        let number = previous
+            .as_ref()
+            .map_or(0, |p| crate::segment::next_number(p.number()));
         if number > u64::from(SEGMENTS_MAX) {
             // Locations name a segment in 32 bits.
             return Err(LogError::TooManySegments { max: SEGMENTS_MAX });
@@ -543,7 +555,10 @@ impl Journal {
     /// Calls `read` with the payload of the Op record at `loc`; `None` if `loc` names no
     /// published record.
     pub fn with_op<R>(&self, loc: Loc, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        op_payload(&read_lock(&self.segments), loc).map(read)
+        if let Some(payload) = op_payload(&read_lock(&self.segments), loc) {
+            return Some(read(payload));
+        }
+        replaced_payload(&read_lock(&self.replaced), loc).map(read)
     }
 
     /// The segments as they are now, for a reader about to read many records (a backup):
@@ -552,11 +567,13 @@ impl Journal {
     pub fn records(&self) -> Records {
         Records {
             segments: read_lock(&self.segments).clone(),
+            replaced: read_lock(&self.replaced).clone(),
         }
     }
 
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
-    /// verifying each record again as it goes.
+    /// verifying each record again as it goes. A journal that starts from a base hands its
+    /// transaction over as the first (the whole state at the base's sequence number).
     pub fn for_each_txn(
         &self,
         from: Seq,
@@ -609,6 +626,13 @@ impl Journal {
     /// segment that holds it is scanned (and verified) up to it. `next_seq` may be one past
     /// the last committed transaction (a cursor at the end).
     pub fn tail_cursor(&self, next_seq: Seq) -> Result<TailCursor, LogError> {
+        let base = self.base_seq();
+        if base > 0 && next_seq <= base {
+            return Err(LogError::Compacted {
+                seq: next_seq,
+                oldest: base + 1,
+            });
+        }
         let first = {
             let segments = read_lock(&self.segments);
             let segment = segments
@@ -711,7 +735,7 @@ impl Journal {
         let point = writer.last_commit?;
         let sealed = read_lock(&self.segments)
             .iter()
-            .take_while(|segment| segment.number() < point.segment)
+            .take_while(|segment| segment.number() != point.segment)
             .map(|segment| SealedSegment {
                 number: segment.number(),
                 first_seq: segment.first_seq(),
@@ -876,32 +900,51 @@ struct NoLock;
 
 impl LockGuard for NoLock {}
 
-fn read_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {
+pub(crate) fn read_lock<T>(
+    lock: &ShardedLock<T>,
+) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write_lock<T>(lock: &ShardedLock<T>) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, T> {
+pub(crate) fn write_lock<T>(
+    lock: &ShardedLock<T>,
+) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The payload of the Op record at `loc` among `segments`, if they hold a published one.
+/// The payload of the Op record at `loc` among `segments` (the journal in order), if they
+/// hold a published one.
 fn op_payload(segments: &[Arc<Segment>], loc: Loc) -> Option<&[u8]> {
-    let first = segments.first()?.number();
-    let index = u64::from(loc.segment).checked_sub(first)?;
-    let segment = segments.get(usize::try_from(index).ok()?)?;
+    let number = u64::from(loc.segment);
+    let ordinary = match segments.split_first()? {
+        (base, _) if base.number() == number => return base.op_payload(loc.offset, loc.len),
+        (base, rest) if crate::segment::is_base(base.number()) => rest,
+        _ => segments,
+    };
+    let index = number.checked_sub(ordinary.first()?.number())?;
+    let segment = ordinary.get(usize::try_from(index).ok()?)?;
     segment.op_payload(loc.offset, loc.len)
+}
+
+/// As [`op_payload`], among segments a base replaced (in no particular order).
+fn replaced_payload(replaced: &[Arc<Segment>], loc: Loc) -> Option<&[u8]> {
+    replaced
+        .iter()
+        .find(|segment| segment.number() == u64::from(loc.segment))?
+        .op_payload(loc.offset, loc.len)
 }
 
 /// The journal's segments at one moment ([`Journal::records`]).
 pub struct Records {
     segments: Vec<Arc<Segment>>,
+    replaced: Vec<Arc<Segment>>,
 }
 
 impl Records {
     /// The payload of the Op record at `loc`; `None` if `loc` names no record published when
     /// these were taken.
     pub fn op(&self, loc: Loc) -> Option<&[u8]> {
-        op_payload(&self.segments, loc)
+        op_payload(&self.segments, loc).or_else(|| replaced_payload(&self.replaced, loc))
     }
 }

@@ -16,11 +16,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::base;
 use crate::error::LogError;
 use crate::frame;
 use crate::record::{Commit, Kind, Seal};
 use crate::scan::{self, End, Fault};
-use crate::segment::{self, HEADER_BYTES, Header, Segment};
+use crate::segment::{self, FileKind, HEADER_BYTES, Header, Segment};
 use crate::vfs::Vfs;
 use crate::{CommitPoint, Rejected, Resume, Seq, TxnView, unix_nanos_now};
 
@@ -42,6 +43,9 @@ pub struct RecoveryReport {
     /// The open resumed after this transaction (a checkpoint's): the records up to it were
     /// not read back.
     pub resumed_after: Option<Seq>,
+    /// Files an interrupted compaction left behind (segments and bases the newest base
+    /// replaced, an unfinished base), removed (or, read-only, passed over).
+    pub compaction_leftovers: Vec<String>,
 }
 
 /// Unacknowledged bytes cut from the end of the journal.
@@ -157,8 +161,11 @@ pub(crate) fn recover(
     ctx: &Context<'_>,
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<Recovered, LogError> {
-    let mut segments = open_segments(ctx)?;
-    let mut report = RecoveryReport::default();
+    let (mut segments, leftovers) = open_segments(ctx)?;
+    let mut report = RecoveryReport {
+        compaction_leftovers: leftovers,
+        ..RecoveryReport::default()
+    };
     let mut next_seq: Option<Seq> = None;
     let mut tail = HEADER_BYTES;
     let mut last_sealed = false;
@@ -184,7 +191,7 @@ pub(crate) fn recover(
             (Some(at), _) => Place::Resume { at },
             (None, None) => Place::First,
             (None, Some(previous)) => Place::After {
-                number: segments[previous].number() + 1,
+                number: segment::next_number(segments[previous].number()),
             },
         };
         let mut seq = next_seq.unwrap_or(1);
@@ -365,23 +372,59 @@ fn read_at(
     }
 }
 
-fn open_segments(ctx: &Context<'_>) -> Result<Vec<Segment>, LogError> {
+fn open_segments(ctx: &Context<'_>) -> Result<(Vec<Segment>, Vec<String>), LogError> {
     let names = ctx
         .vfs
         .list_dir(ctx.dir)
         .map_err(|e| LogError::io("list", ctx.dir, e))?;
-    let mut names: Vec<(Seq, String)> = names
-        .into_iter()
-        .filter_map(|name| Some((segment::parse_file_name(&name)?, name)))
-        .collect();
-    names.sort();
-    names
+    let mut files: Vec<(Seq, FileKind, String)> = Vec::new();
+    let mut unfinished = Vec::new();
+    for name in names {
+        if let Some((seq, kind)) = segment::parse_name(&name) {
+            files.push((seq, kind, name));
+        } else if name.ends_with(base::UNFINISHED_SUFFIX) {
+            unfinished.push(name);
+        }
+    }
+    files.sort();
+    // The journal starts at the newest base, if any: it holds the whole state at its sequence
+    // number, and whatever it replaced (older bases, segments up to it) is what an
+    // interrupted compaction had not removed yet.
+    let start = files
         .iter()
-        .map(|(_, name)| {
+        .rposition(|(_, kind, _)| *kind == FileKind::Base)
+        .unwrap_or(0);
+    let base_seq = files
+        .get(start)
+        .filter(|(_, kind, _)| *kind == FileKind::Base)
+        .map(|(seq, ..)| *seq);
+    let mut leftovers: Vec<String> = unfinished;
+    let mut kept = Vec::new();
+    for (i, (seq, _, name)) in files.into_iter().enumerate() {
+        let replaced = base_seq.is_some_and(|base| i < start || (i > start && seq <= base));
+        if replaced {
+            leftovers.push(name);
+        } else {
+            kept.push(name);
+        }
+    }
+    if ctx.writable && !leftovers.is_empty() {
+        for name in &leftovers {
+            let path = ctx.dir.join(name);
+            ctx.vfs
+                .remove_file(&path)
+                .map_err(|e| LogError::io("remove", path, e))?;
+        }
+        sync_dir(ctx, ctx.dir)?;
+    }
+    let segments = kept
+        .iter()
+        .map(|name| {
             Segment::open(ctx.vfs, ctx.dir, name, ctx.writable)
                 .map_err(|e| LogError::io("open", ctx.dir.join(name), e))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((segments, leftovers))
 }
 
 /// Verifies one segment: header, continuity with the previous one, every frame.
@@ -394,7 +437,7 @@ fn inspect(
     on_txn: &mut dyn FnMut(&TxnView<'_>) -> Result<(), Rejected>,
 ) -> Result<Outcome, Fault> {
     let name = segment.name().to_string();
-    let name_seq = segment::parse_file_name(&name);
+    let named = segment::parse_name(&name);
     let bytes = segment.contents();
     let whole = |reason: String| Fault {
         offset: 0,
@@ -411,9 +454,23 @@ fn inspect(
         }
         Err(short) => return Err(whole(short.0.to_string())),
     };
-    if name_seq != Some(header.first_seq) {
+    let Some((name_seq, kind)) = named else {
+        unreachable!("recovery opens only files named as segments");
+    };
+    if name_seq != header.first_seq {
         return Err(whole(
             "file name differs from the first sequence number in its header".into(),
+        ));
+    }
+    let is_base = kind == FileKind::Base;
+    if is_base != segment::is_base(header.number) {
+        return Err(whole(
+            "file name and segment number disagree on whether it is a base".into(),
+        ));
+    }
+    if is_base && !matches!(place, Place::First) {
+        return Err(whole(
+            "a base segment that is not the journal's first".into(),
         ));
     }
     match place {
@@ -442,6 +499,12 @@ fn inspect(
         Place::Resume { at } => scan::scan_segment_to_end(number, bytes, at, next_seq, on_txn)?,
         Place::First | Place::After { .. } => scan::scan_segment(number, bytes, next_seq, on_txn)?,
     };
+    // A base holds one transaction, at its first sequence number, and is sealed.
+    if is_base && (!matches!(end, End::Sealed { .. }) || *next_seq != header.first_seq + 1) {
+        return Err(whole(
+            "a base segment must hold exactly one transaction and be sealed".into(),
+        ));
+    }
     let outcome = match end {
         End::Sealed { data_end } => Outcome::Sealed {
             end: data_end + frame::frame_bytes(seal_body_bytes()),

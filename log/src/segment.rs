@@ -27,6 +27,12 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"HVLGSEG\0";
 /// The journal format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 const FILE_SUFFIX: &str = ".seg";
+/// The suffix of a compaction's base segment (`base.rs`).
+const BASE_SUFFIX: &str = ".base";
+/// A base segment's number has this bit set over the number of the last ordinary segment it
+/// replaces: while old snapshots still read the replaced segments, a location in the base
+/// never names one of them. Ordinary numbers stay below it (`SEGMENTS_MAX`).
+pub const BASE_NUMBER_FLAG: u64 = 1 << 31;
 
 /// The fixed header at the start of every segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +109,47 @@ pub(crate) fn file_name(first_seq: Seq) -> String {
 
 /// The first sequence number a segment file name carries, if it is a segment's name.
 pub(crate) fn parse_file_name(name: &str) -> Option<Seq> {
-    let digits = name.strip_suffix(FILE_SUFFIX)?;
+    match parse_name(name)? {
+        (seq, FileKind::Segment) => Some(seq),
+        (_, FileKind::Base) => None,
+    }
+}
+
+/// The file name of the base segment holding the state at `seq`.
+pub(crate) fn base_file_name(seq: Seq) -> String {
+    format!("{seq:020}{BASE_SUFFIX}")
+}
+
+/// Whether `number` is a base segment's.
+pub(crate) fn is_base(number: u64) -> bool {
+    number & BASE_NUMBER_FLAG != 0
+}
+
+/// The number of the ordinary segment that follows segment `number` (a base continues the
+/// numbering of the segments it replaced).
+pub(crate) fn next_number(number: u64) -> u64 {
+    (number & !BASE_NUMBER_FLAG) + 1
+}
+
+/// What a journal file's name says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum FileKind {
+    /// A base segment (sorts first among files of the same sequence number).
+    Base,
+    /// An ordinary segment.
+    Segment,
+}
+
+/// The first sequence number and kind a journal file's name carries, if it is one.
+pub(crate) fn parse_name(name: &str) -> Option<(Seq, FileKind)> {
+    let (digits, kind) = match name.strip_suffix(FILE_SUFFIX) {
+        Some(digits) => (digits, FileKind::Segment),
+        None => (name.strip_suffix(BASE_SUFFIX)?, FileKind::Base),
+    };
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    Some((digits.parse().ok()?, kind))
 }
 
 /// One journal file, mapped.
@@ -118,6 +160,7 @@ pub struct Segment {
     name: String,
     number: u64,
     first_seq: Seq,
+    created_unix_nanos: i64,
     published: AtomicU64,
     synced: AtomicU64,
 }
@@ -143,11 +186,21 @@ impl Segment {
     /// Creates, preallocates and maps a new segment, writes its header and syncs it.
     /// The caller syncs the directory.
     pub(crate) fn create(vfs: &dyn Vfs, dir: &Path, header: Header) -> io::Result<Segment> {
-        let name = file_name(header.first_seq);
+        Segment::create_named(vfs, dir, file_name(header.first_seq), header)
+    }
+
+    /// As [`Segment::create`], under another file name (a base being written).
+    pub(crate) fn create_named(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        name: String,
+        header: Header,
+    ) -> io::Result<Segment> {
         let file = vfs.create_mapped(&dir.join(&name), header.capacity)?;
         let mut segment = Segment::from_file(file, name);
         segment.number = header.number;
         segment.first_seq = header.first_seq;
+        segment.created_unix_nanos = header.created_unix_nanos;
         segment.write(0, &header.encode())?;
         segment.sync(HEADER_BYTES)?;
         segment.publish(HEADER_BYTES);
@@ -173,6 +226,7 @@ impl Segment {
             name,
             number: 0,
             first_seq: 0,
+            created_unix_nanos: 0,
             published: AtomicU64::new(0),
             synced: AtomicU64::new(0),
         }
@@ -182,6 +236,7 @@ impl Segment {
     pub(crate) fn set_recovered(&mut self, header: Header, data_end: u64) {
         self.number = header.number;
         self.first_seq = header.first_seq;
+        self.created_unix_nanos = header.created_unix_nanos;
         *self.published.get_mut() = data_end;
         // What survived a restart was read back from the file; whether it is on disk is not
         // known until the first sync, so claim nothing beyond the header.
@@ -196,6 +251,16 @@ impl Segment {
     /// Position in the journal (0 for the first segment).
     pub fn number(&self) -> u64 {
         self.number
+    }
+
+    /// The file is now called `name` (a base renamed into place).
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// When the segment was created, by the wall clock.
+    pub(crate) fn created_unix_nanos(&self) -> i64 {
+        self.created_unix_nanos
     }
 
     /// Sequence number of the first transaction in this segment.
@@ -365,5 +430,10 @@ mod tests {
         assert_eq!(parse_file_name("42.seg"), None);
         assert_eq!(parse_file_name("0000000000000000004x.seg"), None);
         assert_eq!(parse_file_name("00000000000000000042.tmp"), None);
+        assert_eq!(parse_name(&base_file_name(42)), Some((42, FileKind::Base)));
+        assert_eq!(parse_file_name(&base_file_name(42)), None);
+        assert_eq!(parse_name("00000000000000000042.base.tmp"), None);
+        assert_eq!(next_number(BASE_NUMBER_FLAG | 7), 8);
+        assert_eq!(next_number(7), 8);
     }
 }

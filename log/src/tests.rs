@@ -939,3 +939,227 @@ fn resume_reads_only_what_follows_the_checkpoint() {
     let (_, after) = open(&vfs).expect("the refusals wrote nothing");
     assert_eq!(after.len(), 71);
 }
+
+/// Compaction: a journal of `count` transactions, and a base for its second cut holding
+/// `state` (the log does not read it; the registry writes the real state there).
+fn begin_compaction(journal: &Journal) -> (crate::Cut, Vec<Vec<u8>>) {
+    let cuts = journal.compaction_cuts();
+    assert!(cuts.len() >= 3, "the test needs several sealed segments");
+    let cut = cuts[1];
+    let state: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+    (cut, state)
+}
+
+fn write_base(journal: &Journal, cut: crate::Cut, state: &[Vec<u8>]) -> Vec<Loc> {
+    let bytes = state.iter().map(|op| crate::op_frame_bytes(op.len())).sum();
+    let mut base = journal.begin_base(cut, bytes, "compactor").unwrap();
+    state.iter().map(|op| base.push(op).unwrap()).collect()
+}
+
+fn compact(journal: &Journal, cut: crate::Cut, state: &[Vec<u8>]) -> (Vec<Loc>, crate::Installed) {
+    let bytes = state.iter().map(|op| crate::op_frame_bytes(op.len())).sum();
+    let mut base = journal.begin_base(cut, bytes, "compactor").unwrap();
+    let locs = state.iter().map(|op| base.push(op).unwrap()).collect();
+    (locs, base.install("compactor").unwrap())
+}
+
+/// What a reopen must replay after a compaction at `cut`: the base, then what followed.
+fn after_base(cut: crate::Cut, state: &[Vec<u8>], written: &[Txn]) -> Vec<Txn> {
+    let mut txns = vec![Txn {
+        seq: cut.seq,
+        principal: "compactor".into(),
+        ops: state.to_vec(),
+    }];
+    txns.extend(written.iter().filter(|txn| txn.seq > cut.seq).cloned());
+    txns
+}
+
+fn journal_files(vfs: &SimVfs) -> Vec<String> {
+    vfs.files()
+        .into_iter()
+        .filter(|p| p.parent() == Some(&dir().join("journal")))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_base_replaces_the_segments_before_its_cut() {
+    let vfs = SimVfs::new();
+    let written = write_all(&vfs, 120, 1500);
+    let (journal, _) = open(&vfs).unwrap();
+    // A record of the first transaction, for a reader of an old snapshot.
+    let mut old_locs = Vec::new();
+    journal
+        .for_each_txn(1, 1, &mut |txn| {
+            old_locs.push(txn.ops[0].loc);
+            Ok(())
+        })
+        .unwrap();
+    let (cut, state) = begin_compaction(&journal);
+    assert!(cut.replaced_bytes >= 2 * SEGMENT_SIZE_MIN_BYTES);
+    let (locs, installed) = compact(&journal, cut, &state);
+    assert_eq!(journal.base_seq(), cut.seq);
+    assert_eq!(
+        installed.replaced.len(),
+        2,
+        "two segments up to the second cut"
+    );
+    for (loc, op) in locs.iter().zip(&state) {
+        assert_eq!(journal.with_op(*loc, |p| p.to_vec()).as_ref(), Some(op));
+    }
+    // Replaced, but still mapped for old snapshots until removed.
+    let first = journal.with_op(old_locs[0], |p| p.to_vec());
+    assert_eq!(first.as_ref(), Some(&written[0].ops[0]));
+    assert!(matches!(
+        journal.tail_cursor(cut.seq),
+        Err(LogError::Compacted { oldest, .. }) if oldest == cut.seq + 1
+    ));
+    journal.tail_cursor(cut.seq + 1).unwrap();
+    // Archives: the whole journal starts at the base; a range needs what follows `from`.
+    assert!(matches!(
+        crate::archive::archive(&journal, 1, written.len() as u64, Path::new("/archive-1")),
+        Err(LogError::Compacted { oldest, .. }) if oldest == cut.seq
+    ));
+    let (seq, _) = commit(&journal, &payloads(999, 1, 10)).unwrap();
+    assert_eq!(seq, written.len() as u64 + 1, "numbering goes on");
+    assert!(journal.remove_replaced().unwrap() > 0);
+    assert_eq!(journal.with_op(old_locs[0], |p| p.to_vec()), None);
+    for (loc, op) in locs.iter().zip(&state) {
+        assert_eq!(journal.with_op(*loc, |p| p.to_vec()).as_ref(), Some(op));
+    }
+    journal.close().unwrap();
+    let mut expected = after_base(cut, &state, &written);
+    expected.push(self::expected(seq, payloads(999, 1, 10)));
+    let (journal, seen) = open(&vfs).unwrap();
+    assert_eq!(seen, expected);
+    assert_eq!(journal.base_seq(), cut.seq);
+    // A second compaction replaces the first base too.
+    let cut2 = *journal.compaction_cuts().last().unwrap();
+    assert!(cut2.seq > cut.seq);
+    let (_, second) = compact(&journal, cut2, &state);
+    assert!(second.replaced.contains(&installed.name));
+    journal.remove_replaced().unwrap();
+    journal.close().unwrap();
+    let (_, seen) = open(&vfs).unwrap();
+    assert_eq!(seen, after_base(cut2, &state, &expected[1..]));
+    assert_eq!(
+        journal_files(&vfs)
+            .iter()
+            .filter(|n| n.ends_with(".base"))
+            .count(),
+        1
+    );
+}
+
+/// A crash at every durable step of a compaction (every sync of the base, its rename, the
+/// removal of the replaced segments) reopens to the journal before it or after it, with the
+/// same commits from the cut on, and no leftover file.
+#[test]
+fn a_compaction_cut_short_at_any_step_reopens_before_or_after_it() {
+    let vfs = SimVfs::new();
+    let written = write_all(&vfs, 120, 1500);
+    let mut outcomes = (0, 0);
+    for syncs in 0.. {
+        let run = vfs.cut_power();
+        let (journal, _) = open(&run).unwrap();
+        let (cut, state) = begin_compaction(&journal);
+        run.power_off_after_syncs(syncs);
+        let finished = (|| {
+            let bytes = state.iter().map(|op| crate::op_frame_bytes(op.len())).sum();
+            let mut base = journal.begin_base(cut, bytes, "compactor")?;
+            for op in &state {
+                base.push(op)?;
+            }
+            base.install("compactor")?;
+            journal.remove_replaced()
+        })()
+        .is_ok();
+        drop(journal);
+        let reborn = run.cut_power();
+        let (journal, seen) = open(&reborn).unwrap();
+        if seen == written {
+            outcomes.0 += 1;
+            assert_eq!(journal.base_seq(), 0);
+        } else {
+            assert_eq!(
+                seen,
+                after_base(cut, &state, &written),
+                "after {syncs} syncs"
+            );
+            outcomes.1 += 1;
+        }
+        journal.close().unwrap();
+        assert!(
+            journal_files(&reborn)
+                .iter()
+                .all(|name| !name.ends_with(".unfinished")),
+            "an unfinished base is removed"
+        );
+        let replaced = journal_files(&reborn)
+            .iter()
+            .filter(|name| name.ends_with(".seg"))
+            .filter_map(|name| name[..20].parse::<Seq>().ok())
+            .any(|first| outcomes.1 > 0 && seen[0].seq == cut.seq && first <= cut.seq);
+        assert!(!replaced, "a replaced segment is removed at the open");
+        if finished {
+            break;
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0, "{outcomes:?}");
+}
+
+#[test]
+fn an_unfinished_base_leaves_the_journal_as_it_was() {
+    let vfs = SimVfs::new();
+    let written = write_all(&vfs, 120, 1500);
+    let (journal, _) = open(&vfs).unwrap();
+    let (cut, state) = begin_compaction(&journal);
+    write_base(&journal, cut, &state[..10]);
+    assert_eq!(journal.base_seq(), 0);
+    journal.close().unwrap();
+    assert!(
+        journal_files(&vfs)
+            .iter()
+            .any(|n| n.ends_with(".unfinished"))
+    );
+    let (journal, seen) = open(&vfs).unwrap();
+    assert_eq!(seen, written);
+    assert!(
+        !journal_files(&vfs)
+            .iter()
+            .any(|n| n.ends_with(".unfinished"))
+    );
+    // A base that does not come out the size it was planned at is refused, not installed.
+    let bytes: u64 = state.iter().map(|op| crate::op_frame_bytes(op.len())).sum();
+    let mut base = journal.begin_base(cut, bytes + 8, "compactor").unwrap();
+    for op in &state {
+        base.push(op).unwrap();
+    }
+    assert!(matches!(
+        base.install("compactor"),
+        Err(LogError::Compaction { .. })
+    ));
+    assert_eq!(journal.base_seq(), 0);
+}
+
+#[test]
+fn a_damaged_base_fails_the_open_naming_it() {
+    let vfs = SimVfs::new();
+    write_all(&vfs, 120, 1500);
+    let (journal, _) = open(&vfs).unwrap();
+    let (cut, state) = begin_compaction(&journal);
+    let (_, installed) = compact(&journal, cut, &state);
+    journal.remove_replaced().unwrap();
+    journal.close().unwrap();
+    let path = dir().join("journal").join(&installed.name);
+    let mut image = vfs.read(&path).unwrap();
+    image[300] ^= 0x10;
+    vfs.overwrite(&path, &image).unwrap();
+    match open(&vfs) {
+        Err(LogError::Corrupt { segment, .. }) => assert_eq!(segment, installed.name),
+        other => panic!(
+            "expected corruption, got {:?}",
+            other.map(|(_, seen)| seen.len())
+        ),
+    }
+}
