@@ -59,6 +59,11 @@ pub(crate) enum Undo<V, A> {
 }
 
 impl<V: Copy, A: Copy + Default> Index<V, A> {
+    /// Whether a transaction is being applied (begun, not yet committed or rolled back).
+    pub fn in_transaction(&self) -> bool {
+        self.pending.seq.is_some()
+    }
+
     /// Starts applying transaction `seq`.
     pub fn begin(&mut self, seq: Seq) {
         assert!(

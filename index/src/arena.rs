@@ -74,6 +74,11 @@ impl<T> Arena<T> {
         Some(value)
     }
 
+    /// Slots ever used: every id is below this.
+    pub(crate) fn slots(&self) -> u32 {
+        u32::try_from(self.len).expect("fewer than 2^32 nodes")
+    }
+
     /// Every occupied slot.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|chunk| chunk.iter().flatten())

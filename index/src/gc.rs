@@ -33,6 +33,32 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
         stats
     }
 
+    /// One step of a collection for `horizon` that runs between transactions: up to
+    /// `budget` node slots, downward from `cursor` (which starts at `None` and ends at
+    /// `Some(0)`, when the collection is done and this returns `true`). Sound in steps
+    /// because it keeps everything visible at or after the horizon, whatever changed
+    /// between steps; a node emptied only by a later step's removal of its children stays
+    /// (empty) until the next collection.
+    pub fn collect_garbage_step(
+        &mut self,
+        horizon: Seq,
+        cursor: &mut Option<u32>,
+        budget: u32,
+        stats: &mut GcStats,
+    ) -> bool {
+        assert!(self.pending.seq.is_none(), "collect between transactions");
+        let end = cursor.unwrap_or_else(|| self.nodes.slots());
+        let start = end.saturating_sub(budget);
+        for slot in (start..end).rev() {
+            let node = NodeId(slot);
+            if self.nodes.get(node).is_some() {
+                self.collect_node(node, horizon, stats);
+            }
+        }
+        *cursor = Some(start);
+        start == 0
+    }
+
     fn all_descendants(&self, node: NodeId) -> Vec<NodeId> {
         let mut out = Vec::new();
         let mut stack = vec![node];

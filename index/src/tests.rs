@@ -243,6 +243,9 @@ enum Op {
 enum Step {
     Txn(Vec<Op>, bool),
     Gc,
+    /// Collect in steps of two node slots, with a transaction committed between the first
+    /// two steps.
+    GcInSteps(Vec<Op>),
     /// Export the newest snapshot in small steps and load it back; with ops, a transaction
     /// commits between the export's steps (the loaded index is checked, the original kept),
     /// without, the loaded index replaces the original for the steps that follow.
@@ -284,6 +287,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         8 => (prop::collection::vec(op_strategy(), 1..6), prop::bool::weighted(0.8))
             .prop_map(|(ops, commit)| Step::Txn(ops, commit)),
         1 => Just(Step::Gc),
+        1 => prop::collection::vec(op_strategy(), 1..6).prop_map(Step::GcInSteps),
         1 => prop::option::of(prop::collection::vec(op_strategy(), 1..6)).prop_map(Step::Checkpoint),
     ]
 }
@@ -528,6 +532,23 @@ proptest! {
                 Step::Gc => {
                     horizon = (history.len() as Seq - 1).saturating_sub(2);
                     index.collect_garbage(horizon);
+                }
+                Step::GcInSteps(ops) => {
+                    horizon = (history.len() as Seq - 1).saturating_sub(2);
+                    let (mut cursor, mut stats) = (None, crate::GcStats::default());
+                    let mut between = Some(ops);
+                    while !index.collect_garbage_step(horizon, &mut cursor, 2, &mut stats) {
+                        let Some(ops) = between.take() else { continue };
+                        let seq = history.len() as Seq;
+                        let mut model = history.last().expect("history").clone();
+                        index.begin(seq);
+                        for op in &ops {
+                            apply(op, &mut model, &mut index, &mut next_id);
+                        }
+                        index.commit();
+                        universe.extend(model.keys().cloned());
+                        history.push(model);
+                    }
                 }
                 Step::Checkpoint(between) => {
                     let at = history.len() as Seq - 1;

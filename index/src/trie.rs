@@ -542,6 +542,17 @@ impl<V: Copy, A: Copy + Default> Index<V, A> {
             .filter_map(move |slot| slot.chain.at(at)?.value)
     }
 
+    /// Lets `relocate` change, in place, the value of every slot of `node` present at `at`
+    /// (in the order [`Index::stored_values_at`] yields them). For compaction, which moves
+    /// the records the values name: `relocate` must leave what a reader sees unchanged.
+    pub fn relocate_values_at(&mut self, node: NodeId, at: Seq, mut relocate: impl FnMut(&mut V)) {
+        for slot in self.node_mut(node).values_mut() {
+            if let Some(value) = slot.chain.at_mut(at).and_then(|v| v.value.as_mut()) {
+                relocate(value);
+            }
+        }
+    }
+
     /// Starts loading the nodes of `node`'s subkeys into the cache, for a walk about to visit
     /// them all: their misses then overlap instead of coming one after another.
     pub fn prefetch_children(&self, node: NodeId) {

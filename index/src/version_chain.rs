@@ -76,6 +76,16 @@ impl<V: Copy> Chain<V> {
         visible.checked_sub(1).map(|i| &older[i])
     }
 
+    /// As [`Chain::at`], to change the version in place.
+    pub(crate) fn at_mut(&mut self, at: Seq) -> Option<&mut Version<V>> {
+        if self.head.seq <= at {
+            return Some(&mut self.head);
+        }
+        let older = self.older.as_deref_mut()?;
+        let visible = older.partition_point(|v| v.seq <= at);
+        visible.checked_sub(1).map(|i| &mut older[i])
+    }
+
     pub(crate) fn push(&mut self, version: Version<V>) -> Pushed<V> {
         assert!(
             version.seq >= self.head.seq,

@@ -20,6 +20,7 @@
 //! knows only their framing and the journal's shape.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::error::LogError;
 use crate::frame;
@@ -58,12 +59,51 @@ fn commit_frame_bytes(principal: &str) -> u64 {
     frame::frame_bytes(body as u64)
 }
 
+/// Where the records of a base go, computed without writing them: what
+/// [`BaseWriter::push`] returns for the same records in the same order. Compaction writes a
+/// base, then walks the same records again to point the index at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseLayout {
+    number: u32,
+    next: u64,
+}
+
+impl BaseLayout {
+    /// The layout of the base for `cut`.
+    pub fn new(cut: Cut) -> BaseLayout {
+        let number = BASE_NUMBER_FLAG | cut.segment;
+        debug_assert!(number <= u64::from(u32::MAX));
+        BaseLayout {
+            number: number as u32,
+            next: HEADER_BYTES,
+        }
+    }
+
+    /// The location of the next Op record, whose payload is `payload_len` bytes.
+    pub fn push(&mut self, payload_len: usize) -> Result<Loc, LogError> {
+        let body = frame::BODY_PREFIX_BYTES + payload_len;
+        let loc = Loc {
+            segment: self.number,
+            offset: u32::try_from(self.next).map_err(|_| LogError::Compaction {
+                reason: "the base is larger than 4 GiB".into(),
+            })?,
+            len: u32::try_from(body).map_err(|_| LogError::Compaction {
+                reason: "a record larger than 4 GiB".into(),
+            })?,
+        };
+        self.next += frame::frame_bytes(body as u64);
+        Ok(loc)
+    }
+}
+
 /// What an installed base replaced, still mapped for readers of older snapshots until
 /// [`Journal::remove_replaced`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
     /// The base's sequence number.
     pub seq: Seq,
+    /// Where its records are.
+    pub layout: BaseLayout,
     /// Its file name.
     pub name: String,
     /// Its size.
@@ -142,6 +182,7 @@ impl Journal {
             journal: self,
             segment,
             cut,
+            layout: BaseLayout::new(cut),
             tail: HEADER_BYTES,
             buf: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
             ops: 0,
@@ -180,6 +221,8 @@ impl Journal {
     /// still has them mapped keeps its map.
     pub fn remove_replaced(&self) -> Result<u64, LogError> {
         let _compaction = lock(&self.compaction);
+        // Before the maps go: a reader that then misses a record sees the change.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let replaced: Vec<Arc<Segment>> = std::mem::take(&mut *write_lock(&self.replaced));
         let mut freed = 0;
         for segment in &replaced {
@@ -205,6 +248,7 @@ pub struct BaseWriter<'j> {
     journal: &'j Journal,
     segment: Segment,
     cut: Cut,
+    layout: BaseLayout,
     /// Where `buf` goes in the file.
     tail: u64,
     buf: Vec<u8>,
@@ -214,21 +258,18 @@ pub struct BaseWriter<'j> {
 impl BaseWriter<'_> {
     /// Appends an Op record; returns where it is in the base.
     pub fn push(&mut self, payload: &[u8]) -> Result<Loc, LogError> {
+        let loc = self.layout.push(payload.len())?;
         let start = frame::begin(&mut self.buf, self.cut.seq, Kind::Op);
         self.buf.extend_from_slice(payload);
         let len = frame::finish(&mut self.buf, start);
-        let offset = self.tail + start as u64;
-        if offset + frame::frame_bytes(u64::from(len)) > self.segment.capacity() {
+        debug_assert_eq!(
+            (loc.offset as u64, loc.len),
+            (self.tail + start as u64, len)
+        );
+        if u64::from(loc.offset) + frame::frame_bytes(u64::from(len)) > self.segment.capacity() {
             return Err(self.misjudged());
         }
         self.ops += 1;
-        let loc = Loc {
-            segment: self.segment.number() as u32,
-            offset: u32::try_from(offset).map_err(|_| LogError::Compaction {
-                reason: "the base is larger than 4 GiB".into(),
-            })?,
-            len,
-        };
         if self.buf.len() >= BATCH_BYTES {
             self.write_buf()?;
         }
@@ -298,17 +339,24 @@ impl BaseWriter<'_> {
         let bytes = self.segment.capacity();
         let base = Arc::new(self.segment);
         let cut = self.cut.segment;
+        let replaced_by_base =
+            |segment: &Arc<Segment>| segment::is_base(segment.number()) || segment.number() <= cut;
+        // Into `replaced` before out of `segments`: a reader looks in `segments` first and
+        // `replaced` after, so it finds a record in one or the other at every moment.
+        let gone: Vec<Arc<Segment>> = read_lock(&journal.segments)
+            .iter()
+            .filter(|segment| replaced_by_base(segment))
+            .cloned()
+            .collect();
+        write_lock(&journal.replaced).extend(gone.iter().cloned());
         let mut segments = write_lock(&journal.segments);
-        let (gone, kept): (Vec<Arc<Segment>>, Vec<Arc<Segment>>) = segments
-            .drain(..)
-            .partition(|segment| segment::is_base(segment.number()) || segment.number() <= cut);
-        segments.push(base);
-        segments.extend(kept);
+        segments.retain(|segment| !replaced_by_base(segment));
+        segments.insert(0, base);
         drop(segments);
         let replaced = gone.iter().map(|s| s.name().to_string()).collect();
-        write_lock(&journal.replaced).extend(gone);
         Ok(Installed {
             seq: self.cut.seq,
+            layout: BaseLayout::new(self.cut),
             name,
             bytes,
             replaced,

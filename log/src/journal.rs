@@ -206,6 +206,8 @@ pub struct Journal {
     pub(crate) replaced: ShardedLock<Vec<Arc<Segment>>>,
     /// Held by a base's install and by `remove_replaced`, so the two never interleave.
     pub(crate) compaction: Mutex<()>,
+    /// Counts `remove_replaced` calls (see [`Journal::generation`]).
+    pub(crate) generation: AtomicU64,
     pub(crate) group: Arc<GroupCommit>,
     syncer: Mutex<Option<Syncer>>,
     /// Bytes of transactions appended since the open.
@@ -298,6 +300,7 @@ impl Journal {
             segments: ShardedLock::new(segments),
             replaced: ShardedLock::new(Vec::new()),
             compaction: Mutex::new(()),
+            generation: AtomicU64::new(0),
             group,
             syncer: Mutex::new(None),
             appended: Arc::new(AtomicU64::new(0)),
@@ -743,6 +746,13 @@ impl Journal {
             })
             .collect();
         Some(Resume { point, sealed })
+    }
+
+    /// Changes whenever segments a base replaced are removed. A reader that copied a
+    /// location out of its index, and then finds no record there, reads the index again if
+    /// the generation changed meanwhile: the record moved to the base.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The last committed sequence number (0 for an empty journal).

@@ -29,6 +29,7 @@ use crate::layers::{BASE, POLICY};
 use crate::links::locate;
 use crate::op::{AuditEvent, Op, encode_descriptor};
 use crate::path::KeyPath;
+use crate::retention::Pinned;
 use crate::security::Privileges;
 use crate::store::{Inner, State, Store, read_state};
 use crate::stored::Stored;
@@ -154,8 +155,8 @@ pub struct BackupReport {
 
 /// One key of the walk, as read under the lock; one buffer is filled again for each key, so
 /// the walk allocates nothing per key.
-#[derive(Default)]
 struct KeyCopy {
+    node: NodeId,
     id: KeyId,
     /// Its parent's id (none for the anchor, which is not created).
     parent: Option<KeyId>,
@@ -167,6 +168,18 @@ struct KeyCopy {
 }
 
 impl KeyCopy {
+    fn new(node: NodeId) -> KeyCopy {
+        KeyCopy {
+            node,
+            id: 0,
+            parent: None,
+            name: String::new(),
+            attrs: KeyAttrs::default(),
+            class: None,
+            values: Vec::new(),
+        }
+    }
+
     /// Reads the key `visit` names as of `at` and queues its subkeys, in name order, on
     /// `stack`. `false` if it is volatile: it and everything below it (all volatile too) are
     /// left out.
@@ -176,6 +189,7 @@ impl KeyCopy {
         if attrs.is_volatile() {
             return false;
         }
+        self.node = visit.node;
         self.id = visit.id;
         self.parent = visit.parent;
         self.attrs = attrs;
@@ -291,6 +305,8 @@ pub(crate) fn write_backup(
 
 /// A backup's anchor as found at the cut, with what its header says.
 struct Start {
+    /// Holds the cut readable while the backup is written.
+    _pin: Pinned,
     node: NodeId,
     anchor_id: KeyId,
     source: String,
@@ -299,6 +315,7 @@ struct Start {
 
 /// Finds the anchor at `at`: a key that existed then and is not volatile.
 fn start_backup(inner: &Inner, anchor: Anchor<'_>, at: Seq) -> Result<Start> {
+    let pin = inner.retention.pin(at)?;
     let (node, anchor_id, source, layers) = {
         let state = read_state(&inner.state);
         let (node, anchor_id, source) = match anchor {
@@ -321,15 +338,10 @@ fn start_backup(inner: &Inner, anchor: Anchor<'_>, at: Seq) -> Result<Start> {
                 (node, key.id, source)
             }
         };
-        let layers: Vec<(u16, String)> = state
-            .layers
-            .list_at(at)
-            .into_iter()
-            .map(|layer| (layer.precedence, layer.name))
-            .collect();
-        (node, anchor_id, source, layers)
+        (node, anchor_id, source, layers_at(&state, at))
     };
     Ok(Start {
+        _pin: pin,
         node,
         anchor_id,
         source,
@@ -347,6 +359,7 @@ impl Start {
         principal: &str,
     ) -> Result<BackupReport> {
         let Start {
+            _pin,
             node,
             anchor_id,
             source,
@@ -355,38 +368,100 @@ impl Start {
         let time = unix_nanos_now();
         let info = BackupInfo::encode(anchor_id, &source, time, principal, &layers);
         let out = BufWriter::with_capacity(1 << 20, out);
-        let mut writer = StreamWriter::new(out, at, &info).map_err(io)?;
-        for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
-            writer.push(|buf| {
-                Op::CreateLayer {
-                    id: *precedence,
-                    name,
-                }
-                .encode(buf)
-            })?;
-        }
-        let mut walk = Walk {
-            inner,
-            // Every record the backup copies is at or before the cut, so in a segment that
-            // exists now.
-            records: inner.journal.records(),
-            at,
-            writer,
-            descriptors: HashMap::new(),
-            keys: 0,
-            values: 0,
-        };
-        walk.subtree(node, anchor_id)?;
-        let (keys, values) = (walk.keys, walk.values);
-        let (mut out, bytes) = walk.writer.finish(principal, time)?;
+        let writer = StreamWriter::new(out, at, &info).map_err(io)?;
+        let walked = walk(inner, node, anchor_id, at, &layers, writer)?;
+        let (mut out, bytes) = walked.sink.finish(principal, time)?;
         out.flush().map_err(io)?;
         Ok(BackupReport {
             seq: at,
-            keys,
-            values,
+            keys: walked.keys,
+            values: walked.values,
             bytes,
         })
     }
+}
+
+/// Where a walk's records go: a backup's stream, or a compaction's base (compact.rs), each
+/// record in the order the walk makes them.
+pub(crate) trait Sink {
+    /// An Op record whose payload `encode` writes.
+    fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<()>;
+    /// A value's SetValue record: `payload`, as the journal holds it at `stored.loc`.
+    fn value(&mut self, stored: Stored, payload: &[u8]) -> Result<()>;
+    /// Every record of the key at `node` has been handed over.
+    fn key_done(&mut self, _node: NodeId) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for StreamWriter<W> {
+    fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+        Ok(StreamWriter::push(self, encode)?)
+    }
+
+    fn value(&mut self, _stored: Stored, payload: &[u8]) -> Result<()> {
+        Ok(StreamWriter::push(self, |buf| {
+            buf.extend_from_slice(payload)
+        })?)
+    }
+}
+
+/// What a walk handed its sink.
+pub(crate) struct Walked<S> {
+    pub sink: S,
+    pub keys: u64,
+    pub values: u64,
+}
+
+/// Hands `sink` the records that recreate the key at `node` (id `anchor_id`; the root, 0,
+/// for the whole registry) and its subtree as of `at`: the layers the registry had then
+/// (all but the two every store has), then the anchor's records, then every key below it,
+/// parents first, subkeys in name order. The same state walked twice gives the same
+/// records in the same order.
+pub(crate) fn walk<S: Sink>(
+    inner: &Inner,
+    node: NodeId,
+    anchor_id: KeyId,
+    at: Seq,
+    layers: &[(u16, String)],
+    mut sink: S,
+) -> Result<Walked<S>> {
+    for (precedence, name) in layers.iter().filter(|(p, _)| *p != BASE && *p != POLICY) {
+        sink.push(|buf| {
+            Op::CreateLayer {
+                id: *precedence,
+                name,
+            }
+            .encode(buf)
+        })?;
+    }
+    let mut walk = Walk {
+        inner,
+        // Every record the walk copies is at or before the cut, so in a segment that exists
+        // now, or (moved by a compaction meanwhile) in a base: see `Walk::value`.
+        records: inner.journal.records(),
+        at,
+        sink,
+        descriptors: HashMap::new(),
+        keys: 0,
+        values: 0,
+    };
+    walk.subtree(node, anchor_id)?;
+    Ok(Walked {
+        sink: walk.sink,
+        keys: walk.keys,
+        values: walk.values,
+    })
+}
+
+/// The layers that existed at `at`: (precedence, name), highest precedence first.
+pub(crate) fn layers_at(state: &State, at: Seq) -> Vec<(u16, String)> {
+    state
+        .layers
+        .list_at(at)
+        .into_iter()
+        .map(|layer| (layer.precedence, layer.name))
+        .collect()
 }
 
 /// A key the walk has still to write.
@@ -397,18 +472,18 @@ struct ToVisit {
     parent: Option<KeyId>,
 }
 
-struct Walk<'a, W: Write> {
+struct Walk<'a, S: Sink> {
     inner: &'a Inner,
     records: Records,
     at: Seq,
-    writer: StreamWriter<W>,
+    sink: S,
     /// Descriptors already encoded, by id: a subtree usually shares a few.
     descriptors: HashMap<SdId, Vec<u8>>,
     keys: u64,
     values: u64,
 }
 
-impl<W: Write> Walk<'_, W> {
+impl<S: Sink> Walk<'_, S> {
     /// Writes the anchor's records, then every key below it, parents before children. Each
     /// key is read from the index one step ahead of being written, with its values' journal
     /// records prefetched: they lie wherever the journal put them, each a cache miss that
@@ -419,7 +494,7 @@ impl<W: Write> Walk<'_, W> {
             id: anchor_id,
             parent: None,
         }];
-        let (mut next, mut ready) = (KeyCopy::default(), KeyCopy::default());
+        let (mut next, mut ready) = (KeyCopy::new(anchor), KeyCopy::new(anchor));
         let mut have_ready = false;
         while let Some(visit) = stack.pop() {
             // Under the lock only what the snapshot holds; the output (a pipe, maybe slow)
@@ -458,7 +533,7 @@ impl<W: Write> Walk<'_, W> {
         let id = copy.id;
         if let Some(parent) = copy.parent {
             let name = copy.name.as_str();
-            self.writer
+            self.sink
                 .push(|buf| Op::CreateKey { id, parent, name }.encode(buf))?;
         }
         // The root above the hives has nothing of its own to keep.
@@ -469,7 +544,7 @@ impl<W: Write> Walk<'_, W> {
         for stored in &copy.values {
             self.value(*stored)?;
         }
-        Ok(())
+        self.sink.key_done(copy.node)
     }
 
     fn descriptor(&mut self, state: &State, sd: SdId) {
@@ -481,15 +556,15 @@ impl<W: Write> Walk<'_, W> {
     fn attributes(&mut self, id: KeyId, attrs: KeyAttrs, class: Option<&str>) -> Result<()> {
         let flags = attrs.flags.0 & KeyFlags::LINK.0;
         if flags != 0 {
-            self.writer
+            self.sink
                 .push(|buf| Op::SetKeyFlags { id, flags }.encode(buf))?;
         }
         if let Some(class) = class {
-            self.writer
+            self.sink
                 .push(|buf| Op::SetKeyClass { id, class }.encode(buf))?;
         }
         let descriptor = &self.descriptors[&attrs.sd];
-        self.writer
+        self.sink
             .push(|buf| Op::SetSecurity { id, descriptor }.encode(buf))?;
         Ok(())
     }
@@ -497,13 +572,18 @@ impl<W: Write> Walk<'_, W> {
     /// Copies a value's SetValue record from the journal: the record names the key by its
     /// id, which the backup keeps, so it is the backup's record byte for byte.
     fn value(&mut self, stored: Stored) -> Result<()> {
+        // A compaction that installed its base since the walk began may have moved the
+        // record there: the journal as it is now has it.
+        if self.records.op(stored.loc).is_none() {
+            self.records = self.inner.journal.records();
+        }
         let payload = self.records.op(stored.loc).ok_or_else(|| Error::Damaged {
             what: format!(
                 "value record at segment {}, offset {}",
                 stored.loc.segment, stored.loc.offset
             ),
         })?;
-        self.writer.push(|buf| buf.extend_from_slice(payload))?;
+        self.sink.value(stored, payload)?;
         self.values += 1;
         Ok(())
     }

@@ -428,6 +428,8 @@ fn rebuild(image: &ArchivedImage) -> std::result::Result<Loaded, String> {
 
 /// Writes a checkpoint of the newest committed state, unless the last one holds it already.
 pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
+    // Not while a compaction moves the records the index names.
+    let _turn = lock(&inner.maintenance);
     let mut last = lock(&inner.checkpoints.last);
     let Some(resume) = inner.journal.resume_point() else {
         return Ok(None);
@@ -687,6 +689,15 @@ fn prune(vfs: &dyn Vfs, store_dir: &Path, seq: Seq) {
     let _ = vfs.sync_dir(&store_dir.join(CHECKPOINT_DIR));
 }
 
+/// Removes every checkpoint (a compaction moved the records they name), so none is loaded
+/// and passed over at the next open, and lets the next one be written whatever the last
+/// held. Best effort: a checkpoint left behind is passed over at the open.
+pub(crate) fn remove_all(inner: &Inner) {
+    let vfs = inner.journal.vfs();
+    prune(&**vfs, &inner.dir, Seq::MAX);
+    lock(&inner.checkpoints.last).seq = 0;
+}
+
 /// At close: a checkpoint if the journal grew enough since the last, so the next open
 /// replays little.
 pub(crate) fn at_close(inner: &Inner) -> Result<()> {
@@ -698,16 +709,21 @@ pub(crate) fn at_close(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-/// The checkpointer: writes one when the policy says so, until the store goes.
-pub(crate) fn start(inner: &Arc<Inner>) -> Result<()> {
+/// The background thread: writes a checkpoint when the policy says so (with
+/// `checkpoints`), and compacts when the retention policy says so (with `compaction`),
+/// until the store goes.
+pub(crate) fn start(inner: &Arc<Inner>, checkpoints: bool, compaction: bool) -> Result<()> {
     let weak = Arc::downgrade(inner);
     let policy = inner.checkpoints.clone();
+    let retention = compaction.then(|| inner.compaction.clone());
     std::thread::Builder::new()
-        .name("hivelog-checkpoint".into())
+        .name("hivelog-maintenance".into())
         .spawn(move || {
             while !policy.stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(POLL);
-                if !policy.due() {
+                let checkpoint = checkpoints && policy.due();
+                let compaction = retention.as_ref().is_some_and(|r| r.worth_a_look());
+                if !checkpoint && !compaction {
                     continue;
                 }
                 let _busy = lock(&policy.busy);
@@ -719,9 +735,14 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<()> {
                 };
                 // A failure (a full disk) is retried at the next turn; the journal holds
                 // everything meanwhile.
-                let _ = write(&inner);
+                if checkpoint {
+                    let _ = write(&inner);
+                }
+                if compaction {
+                    crate::compact::background_turn(&inner);
+                }
             }
         })
-        .map_err(io("starting the checkpoint thread".into()))?;
+        .map_err(io("starting the maintenance thread".into()))?;
     Ok(())
 }

@@ -159,6 +159,22 @@ pub enum Error {
         last: Seq,
     },
 
+    /// A read before the oldest retained sequence number: history up to there was compacted.
+    #[error("sequence number {seq} was compacted away: the oldest readable is {oldest}")]
+    Compacted {
+        /// The sequence number asked for.
+        seq: Seq,
+        /// The oldest one still readable.
+        oldest: Seq,
+    },
+
+    /// Too many distinct sequence numbers are held by snapshots at once.
+    #[error("too many snapshots at distinct sequence numbers (at most {max})")]
+    TooManySnapshots {
+        /// The limit.
+        max: usize,
+    },
+
     /// A store option is out of range.
     #[error("invalid option {name}={value}: {reason}")]
     InvalidOption {

@@ -349,6 +349,15 @@ fn describe(state: &State, op: Op<'_>, seq: Seq) -> Result<HistoryOp, Rejected> 
 }
 
 impl Store {
+    /// The first transaction [`Store::history`] can show: 1, or after a compaction the one
+    /// after its cut.
+    pub fn history_start(&self) -> Seq {
+        match self.inner().retention.oldest() {
+            0 => 1,
+            oldest => oldest + 1,
+        }
+    }
+
     /// Hands every committed transaction with a sequence number in `[from, to]` to `visit`,
     /// in order, verifying each record as it is read. An error from `visit` stops the walk
     /// and is returned as it is. The history shows every key whatever its descriptor, so it
@@ -363,6 +372,15 @@ impl Store {
             .require(Privileges::SECURITY, "reading the history")?;
         let inner = self.inner();
         let to = to.min(inner.visible());
+        // The base a compaction left holds a state, not a change: history starts after it.
+        let start = self.history_start();
+        if from < start && start > 1 {
+            return Err(Error::Compacted {
+                seq: from,
+                oldest: start,
+            }
+            .into());
+        }
         let mut stopped: Option<E> = None;
         let scanned = inner.journal.for_each_txn(from, to, &mut |txn| {
             let ops = {

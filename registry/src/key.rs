@@ -11,7 +11,8 @@ use hivelog_log::Seq;
 use crate::error::{Error, Result};
 use crate::links::locate;
 use crate::path::{ClassesPath, KeyPath, check_value_name};
-use crate::reader::{check_access, layer_sel, read_record, read_value, value_at};
+use crate::reader::{check_access, layer_sel, read_record, read_value, reading, value_at};
+use crate::retention::Pinned;
 use crate::security::{Access, Sddl, SecurityDescriptor};
 use crate::store::{Inner, Session, State, read_state};
 use crate::stored::Stored;
@@ -34,7 +35,9 @@ pub struct Key {
     path: Arc<KeyPath>,
     id: KeyId,
     node: NodeId,
-    at: Option<Seq>,
+    /// The snapshot the handle reads (pinned, so a compaction keeps it readable), or `None`
+    /// for a live handle.
+    at: Option<Pinned>,
     granted: Access,
     /// Opened through `HKEY_CLASSES_ROOT`: this handle is the user's copy where it exists
     /// (else the machine's), and reads merge in the machine's copy when both exist.
@@ -78,10 +81,10 @@ impl Key {
         session: Arc<Session>,
         path: &KeyPath,
         access: Access,
-        at: Option<Seq>,
+        at: Option<Pinned>,
         open_link: bool,
     ) -> Result<Key> {
-        let seq = at.unwrap_or_else(|| inner.visible());
+        let seq = at.as_ref().map_or_else(|| inner.visible(), |at| at.seq);
         let (id, node, granted) = {
             let state = read_state(&inner.state);
             let not_found = || Error::KeyNotFound {
@@ -111,14 +114,14 @@ impl Key {
         session: Arc<Session>,
         classes: &ClassesPath,
         access: Access,
-        at: Option<Seq>,
+        at: Option<Pinned>,
     ) -> Result<Key> {
         let open = |path: &KeyPath, access| match Key::open(
             inner.clone(),
             session.clone(),
             path,
             access,
-            at,
+            at.clone(),
             false,
         ) {
             Ok(key) => Ok(Some(key)),
@@ -181,7 +184,7 @@ impl Key {
 
     /// The snapshot this handle reads, or `None` for a live handle.
     pub fn snapshot_seq(&self) -> Option<Seq> {
-        self.at
+        self.at.as_ref().map(|at| at.seq)
     }
 
     /// The rights the handle was granted when it was opened.
@@ -190,7 +193,9 @@ impl Key {
     }
 
     fn seq(&self) -> Seq {
-        self.at.unwrap_or_else(|| self.inner.visible())
+        self.at
+            .as_ref()
+            .map_or_else(|| self.inner.visible(), |at| at.seq)
     }
 
     /// Watches this key, and with `subtree` everything below it, for the changes `filter`
@@ -292,16 +297,15 @@ impl Key {
     fn read_own(&self, layer: Option<&str>, name: &str) -> Result<Value> {
         self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
-        let stored = {
+        let find = || {
             let state = self.state(seq)?;
             let sel = layer_sel(&state, layer, seq)?;
-            value_at(&state, self.node, name, sel, seq)?
+            value_at(&state, self.node, name, sel, seq)?.ok_or_else(|| Error::ValueNotFound {
+                path: self.path.to_string(),
+                name: name.to_string(),
+            })
         };
-        let stored = stored.ok_or_else(|| Error::ValueNotFound {
-            path: self.path.to_string(),
-            name: name.to_string(),
-        })?;
-        read_value(&self.inner, stored)
+        reading(&self.inner, find, |stored| read_value(&self.inner, stored))
     }
 
     /// Every layer's version of value `name`, the effective one (highest precedence) first.
@@ -318,9 +322,9 @@ impl Key {
         check_value_name(name)?;
         let seq = self.seq();
         let folded = fold(name);
-        let found: Vec<(String, u16, Stored)> = {
+        let find = || -> Result<Vec<(String, u16, Stored)>> {
             let state = self.state(seq)?;
-            state
+            Ok(state
                 .index
                 .values_at(self.node, seq)
                 .iter()
@@ -330,18 +334,21 @@ impl Key {
                     let layer = state.layers.name_at(value.layer, seq);
                     (layer, value.layer, value.value)
                 })
+                .collect())
+        };
+        let read = |found: Vec<(String, u16, Stored)>| {
+            found
+                .into_iter()
+                .map(|(layer, precedence, stored)| {
+                    Ok(LayeredValue {
+                        layer,
+                        precedence,
+                        value: read_value(&self.inner, stored)?,
+                    })
+                })
                 .collect()
         };
-        found
-            .into_iter()
-            .map(|(layer, precedence, stored)| {
-                Ok(LayeredValue {
-                    layer,
-                    precedence,
-                    value: read_value(&self.inner, stored)?,
-                })
-            })
-            .collect()
+        reading(&self.inner, find, read)
     }
 
     /// Names of the subkeys, in case-insensitive order, as created (through
@@ -388,11 +395,11 @@ impl Key {
     fn own_values(&self, sel: LayerSel) -> Result<Vec<(String, Value)>> {
         self.needs(Access::KEY_QUERY_VALUE)?;
         let seq = self.seq();
-        let stored: Vec<Stored> = {
+        let find = || -> Result<Vec<Stored>> {
             let state = self.state(seq)?;
             let values = state.index.values_at(self.node, seq);
             // Sorted by name, then layer: the last of each name is the highest layer.
-            values
+            Ok(values
                 .iter()
                 .enumerate()
                 .filter(|(i, value)| match sel {
@@ -402,12 +409,15 @@ impl Key {
                     }
                 })
                 .map(|(_, value)| value.value)
+                .collect())
+        };
+        let read = |stored: Vec<Stored>| {
+            stored
+                .into_iter()
+                .map(|stored| read_record(&self.inner, stored))
                 .collect()
         };
-        stored
-            .into_iter()
-            .map(|stored| read_record(&self.inner, stored))
-            .collect()
+        reading(&self.inner, find, read)
     }
 
     /// The key's class, if it was created with one (needs `KEY_QUERY_VALUE`, as Windows'
@@ -468,7 +478,7 @@ impl Key {
             self.session.clone(),
             &self.below(relative, false)?,
             Access::KEY_READ,
-            self.at,
+            self.at.clone(),
             true,
         )
     }
@@ -488,7 +498,7 @@ impl Key {
                 self.session.clone(),
                 &path,
                 access,
-                self.at,
+                self.at.clone(),
             );
         }
         let path = self.path.join(relative)?;
@@ -497,7 +507,7 @@ impl Key {
             self.session.clone(),
             &path,
             access,
-            self.at,
+            self.at.clone(),
             false,
         )
     }

@@ -24,6 +24,7 @@ mod attrs;
 mod backup;
 mod checkpoint;
 mod classes;
+mod compact;
 mod config;
 mod descriptors;
 mod error;
@@ -44,6 +45,7 @@ mod reg;
 mod replay;
 mod resolver;
 mod restore;
+mod retention;
 mod security;
 mod staged;
 mod store;
@@ -56,6 +58,7 @@ mod watch;
 pub use attrs::{KEY_CLASS_MAX_CHARS, check_class};
 pub use backup::{BackupInfo, BackupReport};
 pub use checkpoint::{CHECKPOINT_DIR, CHECKPOINT_MAX_BYTES, CheckpointInfo, CheckpointReport};
+pub use compact::{CompactReport, HISTORY_KEEP_COMMITS_DEFAULT, HISTORY_KEEP_SECONDS_DEFAULT};
 pub use config::{GROUPS_KEY, PRIVILEGES_KEY};
 pub use error::{Error, Result};
 pub use follow::FOLLOW_INTERVAL;
@@ -86,6 +89,7 @@ pub use reg::{
     RegHeader,
 };
 pub use restore::{RestoreReport, verify_backup_file};
+pub use retention::PINNED_SEQS_MAX;
 pub use security::{
     ACES_MAX, Access, Ace, AceFlags, AceKind, CALLER_GROUPS_MAX, Caller, PRINCIPAL_MAX_BYTES,
     PRINCIPALS_MAX, Privileges, SDDL_MAX_BYTES, SECURITY_DESCRIPTOR_MAX_BYTES, Sddl,

@@ -19,7 +19,7 @@ use hivelog_log::{Seq, SyncPolicy, check_segment_size};
 
 use crate::error::Result;
 use crate::op::AuditEvent;
-use crate::reader::read_value;
+use crate::reader::{read_value, reading};
 use crate::security::Caller;
 use crate::store::{Inner, Options, Session, VALUE_SIZE_LIMIT_BYTES, read_state};
 use crate::stored::Stored;
@@ -53,10 +53,14 @@ enum Param {
     CheckpointEveryCommits,
     /// REG_DWORD, a checkpoint after the journal grew this many bytes (0: not by size).
     CheckpointEveryBytes,
+    /// REG_DWORD, the retention window: keep at least this many of the newest commits...
+    HistoryKeepCommits,
+    /// REG_DWORD, ... and every commit of this many seconds back.
+    HistoryKeepSeconds,
 }
 
 /// In the order they are checked: the segment size before the value size it bounds.
-const PARAMS: [Param; 9] = [
+const PARAMS: [Param; 11] = [
     Param::SyncPolicy,
     Param::SyncIntervalMs,
     Param::SegmentSizeBytes,
@@ -66,6 +70,8 @@ const PARAMS: [Param; 9] = [
     Param::FlushIntervalMs,
     Param::CheckpointEveryCommits,
     Param::CheckpointEveryBytes,
+    Param::HistoryKeepCommits,
+    Param::HistoryKeepSeconds,
 ];
 
 // Values are kept in arrays in PARAMS' order, which is the declaration order.
@@ -104,6 +110,8 @@ impl Param {
             Param::FlushIntervalMs => "FlushIntervalMs",
             Param::CheckpointEveryCommits => "CheckpointEveryCommits",
             Param::CheckpointEveryBytes => "CheckpointEveryBytes",
+            Param::HistoryKeepCommits => "HistoryKeepCommits",
+            Param::HistoryKeepSeconds => "HistoryKeepSeconds",
         }
     }
 
@@ -170,6 +178,9 @@ impl Param {
                     Param::CheckpointEveryCommits | Param::CheckpointEveryBytes => {
                         range(n, 0, u64::from(u32::MAX), " (0: never)")
                     }
+                    Param::HistoryKeepCommits | Param::HistoryKeepSeconds => {
+                        range(n, 0, u64::from(u32::MAX), "")
+                    }
                     Param::SyncPolicy => unreachable!("handled above"),
                 }
             }
@@ -224,6 +235,8 @@ impl Parameters {
             options.flush_interval_ms,
             options.checkpoint_every_commits,
             options.checkpoint_every_bytes,
+            options.history_keep_commits,
+            options.history_keep_seconds,
         ];
         Parameters {
             state: Mutex::new(State {
@@ -276,11 +289,18 @@ const VERSIONS_SEARCHED_MAX: usize = 64;
 /// an open that finds an invalid one stored: the value a running store kept in force.
 fn last_valid(inner: &Inner, param: Param, seq: Seq, segment: u64) -> Result<Option<u64>> {
     let mut at = seq;
+    // History before the oldest readable sequence number was compacted away.
+    let oldest = inner.retention.oldest();
     for _ in 0..VERSIONS_SEARCHED_MAX {
         let Some(current) = point(inner, param, at) else {
             return Ok(None);
         };
-        if let Ok(value) = param.parse(&read_value(inner, current)?, segment) {
+        let value = reading(
+            inner,
+            || Ok(point(inner, param, at).unwrap_or(current)),
+            |stored| read_value(inner, stored),
+        )?;
+        if let Ok(value) = param.parse(&value, segment) {
             return Ok(Some(value));
         }
         // The version's own sequence number: the first at which it is the effective one.
@@ -293,7 +313,7 @@ fn last_valid(inner: &Inner, param: Param, seq: Seq, segment: u64) -> Result<Opt
                 before = mid;
             }
         }
-        if before == 0 {
+        if before == 0 || before < oldest {
             return Ok(None);
         }
         at = before;
@@ -303,15 +323,20 @@ fn last_valid(inner: &Inner, param: Param, seq: Seq, segment: u64) -> Result<Opt
 
 /// The effective values of PARAMETERS_KEY as of `seq`, by parameter.
 fn stored_at(inner: &Inner, seq: Seq) -> Result<[Option<Value>; PARAMS.len()]> {
-    let found: Vec<_> = PARAMS
-        .iter()
-        .map(|&param| point(inner, param, seq))
-        .collect();
-    let mut values: [Option<Value>; PARAMS.len()] = Default::default();
-    for (slot, stored) in values.iter_mut().zip(found) {
-        *slot = stored.map(|stored| read_value(inner, stored)).transpose()?;
-    }
-    Ok(values)
+    let find = || -> Result<Vec<_>> {
+        Ok(PARAMS
+            .iter()
+            .map(|&param| point(inner, param, seq))
+            .collect())
+    };
+    let read = |found: Vec<Option<Stored>>| {
+        let mut values: [Option<Value>; PARAMS.len()] = Default::default();
+        for (slot, stored) in values.iter_mut().zip(found) {
+            *slot = stored.map(|stored| read_value(inner, stored)).transpose()?;
+        }
+        Ok(values)
+    };
+    reading(inner, find, read)
 }
 
 /// A rejection to audit.
@@ -440,6 +465,14 @@ fn apply(inner: &Inner, in_force: &[u64; PARAMS.len()]) -> Result<()> {
         .checkpoints
         .every_bytes
         .store(of(in_force, Param::CheckpointEveryBytes), Ordering::Relaxed);
+    inner
+        .compaction
+        .keep_commits
+        .store(of(in_force, Param::HistoryKeepCommits), Ordering::Relaxed);
+    inner
+        .compaction
+        .keep_seconds
+        .store(of(in_force, Param::HistoryKeepSeconds), Ordering::Relaxed);
     Ok(())
 }
 

@@ -83,6 +83,7 @@ impl Store {
     pub fn recover_to(&self, to: Seq, into: impl AsRef<Path>) -> Result<Store> {
         self.session_ref()
             .require(Privileges::BACKUP, "a recovery of the registry")?;
+        self.inner().retention.check(to)?;
         let into = into.as_ref();
         let journal = into.join("journal");
         refuse_existing(&journal)?;

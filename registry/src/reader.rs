@@ -118,6 +118,33 @@ fn through_links(
     Ok(state.index.value_at(located, sel, folded_name, at))
 }
 
+/// Times a read looks its value up again after a compaction moved the value's record.
+const RELOOKUPS_MAX: usize = 4;
+
+/// Looks values up with `find` (under the state's lock) and reads their data with `read`
+/// (with it released); looks them up again if `read` found a record missing because a
+/// compaction removed, in between, the segment the lookup had found it in: the index names
+/// its place in the base by then. Any other miss is damage, reported as such.
+pub(crate) fn reading<T, R>(
+    inner: &Inner,
+    mut find: impl FnMut() -> Result<T>,
+    mut read: impl FnMut(T) -> Result<R>,
+) -> Result<R> {
+    let mut relookups = 0;
+    loop {
+        let generation = inner.journal.generation();
+        let found = find()?;
+        match read(found) {
+            Err(Error::Damaged { .. })
+                if relookups < RELOOKUPS_MAX && inner.journal.generation() != generation =>
+            {
+                relookups += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// The value `name` of the key at `path` as of `at` (in `layer` only, if one is named).
 pub(crate) fn get(
     inner: &Inner,
@@ -127,8 +154,11 @@ pub(crate) fn get(
     layer: Option<&str>,
     at: Seq,
 ) -> Result<Value> {
-    let stored = stored_by_path(inner, session, path, name, layer, at)?;
-    read_value(inner, stored)
+    reading(
+        inner,
+        || stored_by_path(inner, session, path, name, layer, at),
+        |stored| read_value(inner, stored),
+    )
 }
 
 /// Value `name` of the key at `node` as `sel` picks it, as of `at`, checking and folding the

@@ -24,6 +24,7 @@ use crate::links::LinkTargets;
 use crate::parameters::Parameters;
 use crate::path::{ClassesPath, Hive, KeyPath};
 use crate::replay::Replayer;
+use crate::retention::Pinned;
 use crate::security::{Access, Caller, Identity, SYSTEM, Sddl, SecurityDescriptor};
 use crate::stored::{Stored, VolatileValues};
 use crate::txn::{Intent, Transaction};
@@ -87,6 +88,18 @@ pub struct Options {
     /// ... or once the journal grew this many bytes since the last (0: not by size), up to
     /// 4294967295.
     pub checkpoint_every_bytes: u64,
+    /// Compact the history outside the retention window in the background (a writable store
+    /// on disk). Default: yes. [`Store::compact`] compacts on demand either way.
+    pub compaction: bool,
+    /// The retention window: keep at least this many of the newest commits, up to
+    /// 4294967295 ...
+    pub history_keep_commits: u64,
+    /// ... and every commit of this many seconds back (whichever keeps more), up to
+    /// 4294967295.
+    pub history_keep_seconds: u64,
+    /// With archiving on, a compaction first copies the transactions it replaces, as sealed
+    /// segment files (`Store::archive`'s), into this directory.
+    pub archive_dir: Option<PathBuf>,
     /// The file system; tests substitute a simulated one.
     pub vfs: Arc<dyn Vfs>,
 }
@@ -108,6 +121,10 @@ impl Default for Options {
             checkpoints: true,
             checkpoint_every_commits: CHECKPOINT_EVERY_COMMITS_DEFAULT,
             checkpoint_every_bytes: CHECKPOINT_EVERY_BYTES_DEFAULT,
+            compaction: true,
+            history_keep_commits: crate::compact::HISTORY_KEEP_COMMITS_DEFAULT,
+            history_keep_seconds: crate::compact::HISTORY_KEEP_SECONDS_DEFAULT,
+            archive_dir: None,
             vfs: Arc::new(OsVfs),
         }
     }
@@ -140,6 +157,8 @@ impl Options {
         for (name, value) in [
             ("checkpoint_every_commits", self.checkpoint_every_commits),
             ("checkpoint_every_bytes", self.checkpoint_every_bytes),
+            ("history_keep_commits", self.history_keep_commits),
+            ("history_keep_seconds", self.history_keep_seconds),
         ] {
             if value > u64::from(u32::MAX) {
                 return Err(Error::InvalidOption {
@@ -231,6 +250,12 @@ pub(crate) struct Inner {
     pub flush_policy: crate::memory::FlushPolicy,
     /// When checkpoints are written, and the last one.
     pub checkpoints: Arc<CheckpointPolicy>,
+    /// The oldest readable sequence number, and the readers of older ones.
+    pub retention: Arc<crate::retention::Retention>,
+    /// The retention window, and what the last compaction left to do.
+    pub compaction: Arc<crate::compact::CompactionPolicy>,
+    /// Held by a checkpoint and a compaction while they run: never both at once.
+    pub maintenance: std::sync::Mutex<()>,
     /// What the open did with checkpoints.
     pub checkpoint_report: CheckpointReport,
     /// Whether the open's options asked for checkpoints.
@@ -459,7 +484,21 @@ impl Store {
             start.checkpoint_bytes,
             journal_total.saturating_sub(start.journal_bytes),
         ));
+        let retention = crate::retention::Retention::new(journal.base_seq());
+        let base_bytes = journal
+            .segments()
+            .first()
+            .filter(|_| journal.base_seq() > 0)
+            .map_or(0, |base| base.capacity_bytes);
         let inner = Arc::new(Inner {
+            retention,
+            compaction: Arc::new(crate::compact::CompactionPolicy::new(
+                options.archive_dir.clone(),
+                base_bytes,
+                journal.appended_bytes(),
+                journal_total.saturating_sub(base_bytes),
+            )),
+            maintenance: std::sync::Mutex::new(()),
             journal,
             state: ShardedLock::new(state),
             visible: AtomicU64::new(last),
@@ -509,8 +548,8 @@ impl Store {
         if options.follow {
             crate::follow::start(&store.inner)?;
         }
-        if options.checkpoints && !options.read_only && !in_memory {
-            crate::checkpoint::start(&store.inner)?;
+        if (options.checkpoints || options.compaction) && !options.read_only && !in_memory {
+            crate::checkpoint::start(&store.inner, options.checkpoints, options.compaction)?;
         }
         Ok(store)
     }
@@ -649,11 +688,11 @@ impl Store {
         ClassesPath::parse(path, self.principal())
     }
 
-    fn open_classes(&self, path: &ClassesPath, access: Access, at: Option<Seq>) -> Result<Key> {
+    fn open_classes(&self, path: &ClassesPath, access: Access, at: Option<Pinned>) -> Result<Key> {
         Key::open_classes(self.inner.clone(), self.session.clone(), path, access, at)
     }
 
-    fn open_key_at(&self, path: &str, access: Access, at: Option<Seq>) -> Result<Key> {
+    fn open_key_at(&self, path: &str, access: Access, at: Option<Pinned>) -> Result<Key> {
         if let Some(classes) = self.classes(path)? {
             return self.open_classes(&classes, access, at);
         }
@@ -673,7 +712,8 @@ impl Store {
     fn read(&self, path: &str, name: &str, layer: Option<&str>, at: Seq) -> Result<Value> {
         match reader::get(&self.inner, &self.session, path, name, layer, at) {
             Err(Error::ClassesView { .. }) => {
-                let key = self.open_key_at(path, Access::KEY_QUERY_VALUE, Some(at))?;
+                let pinned = self.inner.retention.pin(at)?;
+                let key = self.open_key_at(path, Access::KEY_QUERY_VALUE, Some(pinned))?;
                 match layer {
                     Some(layer) => key.get_raw_value_in(layer, name),
                     None => key.get_raw_value(name),
@@ -719,12 +759,24 @@ impl Store {
         read: impl FnOnce(ValueType, &[u8]) -> R,
     ) -> Result<R> {
         let at = self.inner.visible();
-        match reader::stored_by_path(&self.inner, &self.session, path, name, None, at) {
+        let mut read = Some(read);
+        let found = reader::reading(
+            &self.inner,
+            || reader::stored_by_path(&self.inner, &self.session, path, name, None, at),
+            |stored| {
+                // `visit_value` calls the visitor only when it returns the data.
+                reader::visit_value(&self.inner, stored, |ty, data| {
+                    read.take().expect("a value is visited once")(ty, data)
+                })
+            },
+        );
+        match found {
             Err(Error::ClassesView { .. }) => {
                 let value = self.read(path, name, None, at)?;
+                let read = read.take().expect("not visited on an error");
                 Ok(read(value.ty, &value.data))
             }
-            stored => reader::visit_value(&self.inner, stored?, read),
+            result => result,
         }
     }
 
@@ -773,15 +825,21 @@ impl Store {
 
     /// A read-only view of the newest committed state.
     pub fn snapshot(&self) -> Snapshot {
+        let seq = self.inner.visible();
         Snapshot {
             store: self.clone(),
-            seq: self.inner.visible(),
+            pin: self
+                .inner
+                .retention
+                .pin(seq)
+                .expect("the newest state is never compacted away"),
         }
     }
 
     /// A read-only view of the store as it was right after transaction `seq` (0: before the
-    /// first). All history is kept, so any committed sequence number can be read. Access is
-    /// checked against the security descriptors in force at `seq`.
+    /// first), for any `seq` from [`Store::oldest_seq`] on. Access is checked against the
+    /// security descriptors in force at `seq`. While the view lives, a compaction keeps what
+    /// it reads.
     pub fn snapshot_at(&self, seq: Seq) -> Result<Snapshot> {
         let last = self.inner.visible();
         if seq > last {
@@ -789,8 +847,14 @@ impl Store {
         }
         Ok(Snapshot {
             store: self.clone(),
-            seq,
+            pin: self.inner.retention.pin(seq)?,
         })
+    }
+
+    /// The oldest sequence number a snapshot can read: the cut of the last compaction (0
+    /// before any).
+    pub fn oldest_seq(&self) -> Seq {
+        self.inner.retention.oldest()
     }
 
     /// Makes every commit durable now, whatever the sync policy; returns the last durable
@@ -855,13 +919,13 @@ impl Store {
 #[derive(Clone)]
 pub struct Snapshot {
     store: Store,
-    seq: Seq,
+    pin: Pinned,
 }
 
 impl Snapshot {
     /// The sequence number this view reads at.
     pub fn seq(&self) -> Seq {
-        self.seq
+        self.pin.seq
     }
 
     /// Opens the key at `path` as it was at this snapshot, for reading (`KEY_READ`).
@@ -871,11 +935,11 @@ impl Snapshot {
 
     /// Opens the key at `path` as it was at this snapshot, asking for `access`.
     pub fn open_key_with(&self, path: &str, access: Access) -> Result<Key> {
-        self.store.open_key_at(path, access, Some(self.seq))
+        self.store.open_key_at(path, access, Some(self.pin.clone()))
     }
 
     /// Reads the effective value `name` of the key at `path` as it was at this snapshot.
     pub fn get_raw_value(&self, path: &str, name: &str) -> Result<Value> {
-        self.store.read(path, name, None, self.seq)
+        self.store.read(path, name, None, self.pin.seq)
     }
 }

@@ -37,7 +37,8 @@ impl Store {
         })?;
         let ops = replayer.ops;
         let live = read_state(&inner.state);
-        let compared = compare(&live, &fresh, last).map_err(|what| Error::Damaged {
+        let floor = inner.journal.base_seq();
+        let compared = compare(&live, &fresh, last, floor).map_err(|what| Error::Damaged {
             what: format!("the index ({what}, as the journal has it)"),
         })?;
         let replayed = fresh.index.stats(last).keys;
@@ -56,8 +57,10 @@ impl Store {
 }
 
 /// Walks the live keys at `at` that are not volatile and checks each against the replayed
-/// state; returns how many it compared (hive roots included).
-fn compare(live: &State, replayed: &State, at: Seq) -> Result<u64, String> {
+/// state; returns how many it compared (hive roots included). A value version older than
+/// `floor` (the base a compaction left, which rewrote the state at `floor` as one
+/// transaction) counts as written at `floor`.
+fn compare(live: &State, replayed: &State, at: Seq, floor: Seq) -> Result<u64, String> {
     let mut compared = 0;
     let mut stack: Vec<NodeId> = vec![live.index.root()];
     while let Some(node) = stack.pop() {
@@ -65,7 +68,7 @@ fn compare(live: &State, replayed: &State, at: Seq) -> Result<u64, String> {
             if live.index.attrs_at(child.node, at).is_volatile() {
                 continue;
             }
-            compare_key(live, replayed, child.node, child.id, at)?;
+            compare_key(live, replayed, child.node, child.id, at, floor)?;
             compared += 1;
             stack.push(child.node);
         }
@@ -79,6 +82,7 @@ fn compare_key(
     node: NodeId,
     id: u64,
     at: Seq,
+    floor: Seq,
 ) -> Result<(), String> {
     let path = live.index.folded_path(node);
     let other = replayed
@@ -103,7 +107,7 @@ fn compare_key(
             .index
             .values_at(node, at)
             .iter()
-            .map(|v| (v.name.to_string(), v.layer, v.value, v.seq))
+            .map(|v| (v.name.to_string(), v.layer, v.value, v.seq.max(floor)))
             .collect::<Vec<_>>()
     };
     if values(live, node) != values(replayed, other.node) {

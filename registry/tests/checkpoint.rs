@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hivelog::{CHECKPOINT_DIR, CreateOptions, Options, Store, SyncPolicy, Value, sddl};
+use hivelog::{CHECKPOINT_DIR, Options, Store, SyncPolicy, Value};
 use hivelog_log::sim::SimVfs;
 use proptest::prelude::*;
 use tempfile::TempDir;
@@ -31,107 +31,6 @@ fn sim_options(vfs: &SimVfs) -> Options {
     }
 }
 
-/// A history with something of everything a checkpoint must carry: values large and small
-/// in two layers, a class, security, a link, a volatile key, deletes, a restore (a subtree
-/// tombstone), a dropped layer, and enough data to fill several segments.
-fn history(store: &Store, round: u32) {
-    history_with(store, round, true);
-}
-
-/// `history`, without the restore where the store's directory is simulated (a restore
-/// spools its stream beside the store on the real file system).
-fn history_with(store: &Store, round: u32, restore: bool) {
-    let root = format!(r"HKLM\Software\Round{round}");
-    store.create_key(&root).unwrap();
-    if round == 0 {
-        store.create_layer("role", 10).unwrap();
-        store.create_layer("gone", 20).unwrap();
-    }
-    for i in 0..40u32 {
-        let mut tx = store.transaction();
-        let key = format!(r"{root}\App{}\Settings", i % 7);
-        tx.create_key(&key).unwrap();
-        tx.set_value(&key, &format!("N{i}"), &i).unwrap();
-        tx.set_value(&key, "Text", &"x".repeat(200 + i as usize))
-            .unwrap();
-        tx.set_value_in("role", &key, "Role", &u64::from(i))
-            .unwrap();
-        tx.set_value_in("gone", &key, "Gone", &i).unwrap();
-        tx.commit().unwrap();
-    }
-    store
-        .create_key_with(
-            &format!(r"{root}\Classy"),
-            &CreateOptions {
-                class: Some("MyClass".into()),
-                ..CreateOptions::default()
-            },
-        )
-        .unwrap();
-    store
-        .set_security(
-            &format!(r"{root}\App1"),
-            &sddl::parse("D:P(A;CI;KA;;;SY)(A;;KR;;;alice)").unwrap(),
-        )
-        .unwrap();
-    store
-        .create_key_with(
-            &format!(r"{root}\Link"),
-            &CreateOptions {
-                link: Some(format!(r"{root}\App2")),
-                ..CreateOptions::default()
-            },
-        )
-        .unwrap();
-    store
-        .create_key_with(
-            &format!(r"{root}\Fleeting"),
-            &CreateOptions {
-                volatile: true,
-                ..CreateOptions::default()
-            },
-        )
-        .unwrap()
-        .set_value("V", &1u32)
-        .unwrap();
-    store.delete_key(&format!(r"{root}\App3\Settings")).unwrap();
-    store.delete_tree(&format!(r"{root}\App4")).unwrap();
-    if restore {
-        let mut backup = Vec::new();
-        store
-            .backup(&format!(r"{root}\App5"), store.seq(), &mut backup)
-            .unwrap();
-        store
-            .create_key(&format!(r"{root}\App5\Later"))
-            .unwrap()
-            .set_value("L", &2u32)
-            .unwrap();
-        store
-            .restore(&format!(r"{root}\App5"), &backup[..])
-            .unwrap();
-    }
-    if round == 1 {
-        store.drop_layer("gone").unwrap();
-    }
-    // A key deleted and created again: two incarnations of one path.
-    store.delete_tree(&format!(r"{root}\App6")).unwrap();
-    store
-        .create_key(&format!(r"{root}\App6"))
-        .unwrap()
-        .set_value("Again", "yes")
-        .unwrap();
-}
-
-/// The store at every sequence number, as text.
-fn every_snapshot(store: &Store) -> Vec<Vec<String>> {
-    (1..=store.seq())
-        .map(|seq| {
-            let snapshot = store.snapshot_at(seq).unwrap();
-            common::dump_hives(|path| snapshot.open_key(path))
-        })
-        .collect()
-}
-
 fn full_replay(dir: &Path) -> Vec<Vec<String>> {
     let store = Store::open(
         dir,
@@ -142,7 +41,7 @@ fn full_replay(dir: &Path) -> Vec<Vec<String>> {
     )
     .unwrap();
     assert_eq!(store.checkpoint_report().loaded, None);
-    let all = every_snapshot(&store);
+    let all = common::every_snapshot(&store);
     store.close().unwrap();
     all
 }
@@ -160,14 +59,14 @@ fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
 fn a_reopen_from_a_checkpoint_sees_what_a_full_replay_sees_at_every_seq() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(dir.path(), options()).unwrap();
-    history(&store, 0);
+    common::history(&store, 0);
     let info = store
         .checkpoint()
         .unwrap()
         .expect("a checkpoint is written");
     assert_eq!(info.seq, store.seq());
     assert_eq!(store.checkpoint().unwrap(), None, "nothing new to write");
-    history(&store, 1);
+    common::history(&store, 1);
     let last = store.seq();
     drop(store); // no close: no checkpoint at close, the journal after the first is replayed
 
@@ -197,7 +96,7 @@ fn a_reopen_from_a_checkpoint_sees_what_a_full_replay_sees_at_every_seq() {
             .unwrap(),
         Value::dword(2)
     );
-    let from_checkpoint = every_snapshot(&store);
+    let from_checkpoint = common::every_snapshot(&store);
     store.close().unwrap();
     assert_eq!(from_checkpoint, full_replay(dir.path()));
 }
@@ -240,9 +139,9 @@ fn damage(path: &Path, at: usize) {
 fn a_damaged_or_truncated_checkpoint_is_passed_over_and_nothing_is_lost() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(dir.path(), options()).unwrap();
-    history(&store, 0);
+    common::history(&store, 0);
     let info = store.checkpoint().unwrap().unwrap();
-    history(&store, 1);
+    common::history(&store, 1);
     drop(store);
     let expected = full_replay(dir.path());
     let pristine = std::fs::read(&info.file).unwrap();
@@ -266,7 +165,7 @@ fn a_damaged_or_truncated_checkpoint_is_passed_over_and_nothing_is_lost() {
         assert_eq!(report.loaded, None, "case {i}");
         assert_eq!(report.ignored.len(), 1, "case {i}: {report:?}");
         assert_eq!(report.ignored[0].0, info.file);
-        assert_eq!(every_snapshot(&store), expected, "case {i}");
+        assert_eq!(common::every_snapshot(&store), expected, "case {i}");
         drop(store);
     }
 }
@@ -311,7 +210,7 @@ proptest! {
     fn a_changed_checkpoint_with_a_valid_checksum_never_panics(at in any::<usize>(), xor in 1..=255u8) {
         let dir = TempDir::new().unwrap();
         let store = Store::open(dir.path(), options()).unwrap();
-        history(&store, 0);
+        common::history(&store, 0);
         let info = store.checkpoint().unwrap().unwrap();
         drop(store);
         rewrite_with_checksum(&info.file, at, xor);
@@ -328,14 +227,14 @@ fn a_checkpoint_of_another_journal_is_passed_over() {
     let dir = TempDir::new().unwrap();
     let other = TempDir::new().unwrap();
     let store = Store::open(other.path(), options()).unwrap();
-    history(&store, 0);
+    common::history(&store, 0);
     store.checkpoint().unwrap().unwrap();
     store.close().unwrap();
     // A store with a journal of the same shape (the same history: the same sequence
     // numbers at the same offsets), but committed at other times, given the other store's
     // checkpoint.
     let store = Store::open(dir.path(), options()).unwrap();
-    history(&store, 0);
+    common::history(&store, 0);
     store
         .create_key(r"HKLM\Software\Mine")
         .unwrap()
@@ -356,7 +255,7 @@ fn a_checkpoint_of_another_journal_is_passed_over() {
         report.ignored[0].1.contains("does not match the journal"),
         "{report:?}"
     );
-    assert_eq!(every_snapshot(&store), expected);
+    assert_eq!(common::every_snapshot(&store), expected);
 }
 
 #[test]
@@ -364,10 +263,10 @@ fn a_crash_at_any_step_of_a_checkpoint_keeps_every_acknowledged_commit() {
     for syncs in 0.. {
         let vfs = SimVfs::new();
         let store = Store::open("/store", sim_options(&vfs)).unwrap();
-        history_with(&store, 0, false);
+        common::history_with(&store, 0, false);
         let first = store.checkpoint().unwrap().unwrap();
-        history_with(&store, 1, false);
-        let expected = every_snapshot(&store);
+        common::history_with(&store, 1, false);
+        let expected = common::every_snapshot(&store);
         vfs.power_off_after_syncs(syncs);
         let written = store.checkpoint();
         let reborn = vfs.cut_power();
@@ -379,7 +278,11 @@ fn a_crash_at_any_step_of_a_checkpoint_keeps_every_acknowledged_commit() {
             loaded == first.seq || written.is_ok(),
             "after {syncs} syncs"
         );
-        assert_eq!(every_snapshot(&store), expected, "after {syncs} syncs");
+        assert_eq!(
+            common::every_snapshot(&store),
+            expected,
+            "after {syncs} syncs"
+        );
         drop(store);
         if let Ok(info) = written {
             assert_eq!(
@@ -442,7 +345,7 @@ fn the_background_checkpointer_follows_the_parameters() {
 fn a_follower_starts_from_the_checkpoint_and_follows_the_writer() {
     let dir = TempDir::new().unwrap();
     let writer = Store::open(dir.path(), options()).unwrap();
-    history(&writer, 0);
+    common::history(&writer, 0);
     let info = writer.checkpoint().unwrap().unwrap();
     writer
         .create_key(r"HKLM\Software\Between")
@@ -483,5 +386,8 @@ fn a_follower_starts_from_the_checkpoint_and_follows_the_writer() {
             .unwrap(),
         Value::dword(19)
     );
-    assert_eq!(every_snapshot(&follower), every_snapshot(&writer));
+    assert_eq!(
+        common::every_snapshot(&follower),
+        common::every_snapshot(&writer)
+    );
 }

@@ -4,7 +4,7 @@
 // Each test binary uses its own part of this.
 #![allow(dead_code)]
 
-use hivelog::{Access, Error, Key, Store, Value, sddl};
+use hivelog::{Access, CreateOptions, Error, Key, Store, Value, sddl};
 
 /// The layer (besides `base`) the histories write to; a test creates it first.
 pub const ROLE_LAYER: &str = "role";
@@ -167,4 +167,110 @@ pub fn dump_hives(open: impl Fn(&str) -> hivelog::Result<Key>) -> Vec<String> {
         dump_key(&open(hive).unwrap(), hive, &mut out);
     }
     out
+}
+
+/// A history with something of everything a checkpoint (or a compaction's base) must carry: values large and small
+/// in two layers, a class, security, a link, a volatile key, deletes, a restore (a subtree
+/// tombstone), a dropped layer, and enough data to fill several segments.
+pub fn history(store: &Store, round: u32) {
+    history_with(store, round, true);
+}
+
+/// `history`, without the restore where the store's directory is simulated (a restore
+/// spools its stream beside the store on the real file system).
+pub fn history_with(store: &Store, round: u32, restore: bool) {
+    let root = format!(r"HKLM\Software\Round{round}");
+    store.create_key(&root).unwrap();
+    if round == 0 {
+        store.create_layer("role", 10).unwrap();
+        store.create_layer("gone", 20).unwrap();
+    }
+    for i in 0..40u32 {
+        let mut tx = store.transaction();
+        let key = format!(r"{root}\App{}\Settings", i % 7);
+        tx.create_key(&key).unwrap();
+        tx.set_value(&key, &format!("N{i}"), &i).unwrap();
+        tx.set_value(&key, "Text", &"x".repeat(200 + i as usize))
+            .unwrap();
+        tx.set_value_in("role", &key, "Role", &u64::from(i))
+            .unwrap();
+        tx.set_value_in("gone", &key, "Gone", &i).unwrap();
+        tx.commit().unwrap();
+    }
+    store
+        .create_key_with(
+            &format!(r"{root}\Classy"),
+            &CreateOptions {
+                class: Some("MyClass".into()),
+                ..CreateOptions::default()
+            },
+        )
+        .unwrap();
+    store
+        .set_security(
+            &format!(r"{root}\App1"),
+            &sddl::parse("D:P(A;CI;KA;;;SY)(A;;KR;;;alice)").unwrap(),
+        )
+        .unwrap();
+    store
+        .create_key_with(
+            &format!(r"{root}\Link"),
+            &CreateOptions {
+                link: Some(format!(r"{root}\App2")),
+                ..CreateOptions::default()
+            },
+        )
+        .unwrap();
+    store
+        .create_key_with(
+            &format!(r"{root}\Fleeting"),
+            &CreateOptions {
+                volatile: true,
+                ..CreateOptions::default()
+            },
+        )
+        .unwrap()
+        .set_value("V", &1u32)
+        .unwrap();
+    store.delete_key(&format!(r"{root}\App3\Settings")).unwrap();
+    store.delete_tree(&format!(r"{root}\App4")).unwrap();
+    if restore {
+        let mut backup = Vec::new();
+        store
+            .backup(&format!(r"{root}\App5"), store.seq(), &mut backup)
+            .unwrap();
+        store
+            .create_key(&format!(r"{root}\App5\Later"))
+            .unwrap()
+            .set_value("L", &2u32)
+            .unwrap();
+        store
+            .restore(&format!(r"{root}\App5"), &backup[..])
+            .unwrap();
+    }
+    if round == 1 {
+        store.drop_layer("gone").unwrap();
+    }
+    // A key deleted and created again: two incarnations of one path.
+    store.delete_tree(&format!(r"{root}\App6")).unwrap();
+    store
+        .create_key(&format!(r"{root}\App6"))
+        .unwrap()
+        .set_value("Again", "yes")
+        .unwrap();
+}
+
+/// The store at every sequence number, as text.
+pub fn every_snapshot(store: &Store) -> Vec<Vec<String>> {
+    every_snapshot_from(store, 1)
+}
+
+/// The store at every sequence number from `from` on, as text.
+pub fn every_snapshot_from(store: &Store, from: u64) -> Vec<Vec<String>> {
+    (from..=store.seq())
+        .map(|seq| {
+            let snapshot = store.snapshot_at(seq).unwrap();
+            dump_hives(|path| snapshot.open_key(path))
+        })
+        .collect()
 }

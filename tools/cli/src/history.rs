@@ -15,9 +15,9 @@ use crate::store_dir::{Ctx, Failure, check_path, fail, open_read};
 /// What `log` and `audit` select and how they print it.
 #[derive(Args)]
 pub(crate) struct HistoryArgs {
-    /// First sequence number to print
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub from: Seq,
+    /// First sequence number to print (default: the oldest in the retained history)
+    #[arg(long, value_name = "N")]
+    pub from: Option<Seq>,
     /// Last sequence number to print [default: the last committed]
     #[arg(long, value_name = "N")]
     pub to: Option<Seq>,
@@ -59,12 +59,11 @@ pub(crate) fn audit(ctx: &Ctx, args: &HistoryArgs) -> Result<(), Failure> {
 }
 
 fn filter(ctx: &Ctx, args: &HistoryArgs) -> Result<HistoryFilter, Failure> {
-    if let Some(to) = args.to
-        && to < args.from
+    if let (Some(to), Some(from)) = (args.to, args.from)
+        && to < from
     {
         return Err(fail(format!(
-            "--to {to} is before --from {}: nothing to print",
-            args.from
+            "--to {to} is before --from {from}: nothing to print"
         )));
     }
     let mut filter = HistoryFilter::new();
@@ -83,7 +82,8 @@ fn print_history(ctx: &Ctx, args: &HistoryArgs, filter: &HistoryFilter) -> Resul
     let store = open_read(ctx)?;
     let to = args.to.unwrap_or(Seq::MAX);
     let mut out = BufWriter::new(io::stdout().lock());
-    store.history::<Failure>(args.from, to, &mut |txn| {
+    let from = args.from.unwrap_or_else(|| store.history_start());
+    store.history::<Failure>(from, to, &mut |txn| {
         let Some(txn) = filter.apply(txn) else {
             return Ok(());
         };
