@@ -71,6 +71,9 @@ pub struct CompactReport {
     pub waiting_for_readers: bool,
     /// Value versions and keys the index no longer needs, dropped.
     pub collected_versions: u64,
+    /// The longest the compaction held the state's write lock at once (relocating a batch
+    /// of keys, collecting a step): the longest a commit waited for it.
+    pub longest_lock_hold: Duration,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -199,8 +202,14 @@ impl Store {
     /// `HistoryKeepCommits` and `HistoryKeepSeconds`) now, whatever its size; `None` if no
     /// sealed segment lies wholly outside it. Writers and readers go on meanwhile.
     pub fn compact(&self) -> Result<Option<CompactReport>> {
+        let (commits, seconds) = self.retention_window();
+        self.compact_keeping(commits, seconds)
+    }
+
+    /// The retention window in force: (commits, seconds) of history kept.
+    pub fn retention_window(&self) -> (u64, u64) {
         let policy = &self.inner().compaction;
-        self.compact_keeping(
+        (
             policy.keep_commits.load(Ordering::Relaxed),
             policy.keep_seconds.load(Ordering::Relaxed),
         )
@@ -244,13 +253,14 @@ pub(crate) fn compact(inner: &Inner, cut: Cut) -> Result<CompactReport> {
         }
         let (mut report, layout) = write_base(inner, cut)?;
         crate::checkpoint::remove_all(inner);
-        relocate(inner, cut.seq, layout)?;
+        report.longest_lock_hold = relocate(inner, cut.seq, layout)?;
         *lock(&inner.compaction.waiting) = Some(cut.seq);
         let released = release(inner)?;
         report.waiting_for_readers = released.is_none();
-        if let Some((freed, collected)) = released {
-            report.freed_bytes = freed;
-            report.collected_versions = collected.versions;
+        if let Some(released) = released {
+            report.freed_bytes = released.freed_bytes;
+            report.collected_versions = released.collected.versions;
+            report.longest_lock_hold = report.longest_lock_hold.max(released.longest_hold);
         }
         report.elapsed = started.elapsed();
         report
@@ -305,13 +315,15 @@ fn write_base(inner: &Inner, cut: Cut) -> Result<(CompactReport, BaseLayout)> {
         freed_bytes: 0,
         waiting_for_readers: false,
         collected_versions: 0,
+        longest_lock_hold: Duration::ZERO,
         elapsed: Duration::ZERO,
     };
     Ok((report, installed.layout))
 }
 
-/// Step 3: points every version visible at the cut at its record in the base.
-fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<()> {
+/// Step 3: points every version visible at the cut at its record in the base. Returns the
+/// longest hold of the write lock.
+fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<Duration> {
     let layers = layers_at(&read_state(&inner.state), at);
     let root = read_state(&inner.state).index.root();
     let sink = Relocate {
@@ -322,6 +334,7 @@ fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<()> {
         key: Vec::new(),
         batch: Vec::new(),
         moved: 0,
+        longest_hold: Duration::ZERO,
     };
     let mut walked = walk(inner, root, 0, at, &layers, sink)?;
     walked.sink.apply()?;
@@ -333,15 +346,26 @@ fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<()> {
             ),
         }));
     }
-    Ok(())
+    Ok(walked.sink.longest_hold)
+}
+
+/// What a release did.
+pub(crate) struct Released {
+    freed_bytes: u64,
+    collected: GcStats,
+    longest_hold: Duration,
 }
 
 /// Step 4, if no reader holds a snapshot older than the waiting cut: collects what nothing
 /// reads any more and removes the replaced segments. `None` while readers hold them.
-pub(crate) fn release(inner: &Inner) -> Result<Option<(u64, GcStats)>> {
+pub(crate) fn release(inner: &Inner) -> Result<Option<Released>> {
     let mut waiting = lock(&inner.compaction.waiting);
     let Some(cut) = *waiting else {
-        return Ok(Some((0, GcStats::default())));
+        return Ok(Some(Released {
+            freed_bytes: 0,
+            collected: GcStats::default(),
+            longest_hold: Duration::ZERO,
+        }));
     };
     if inner
         .retention
@@ -350,26 +374,34 @@ pub(crate) fn release(inner: &Inner) -> Result<Option<(u64, GcStats)>> {
     {
         return Ok(None);
     }
-    let collected = collect(inner, cut);
-    let freed = inner.journal.remove_replaced()?;
+    let (collected, longest_hold) = collect(inner, cut);
+    let freed_bytes = inner.journal.remove_replaced()?;
     *waiting = None;
-    Ok(Some((freed, collected)))
+    Ok(Some(Released {
+        freed_bytes,
+        collected,
+        longest_hold,
+    }))
 }
 
 /// Drops, in steps between transactions, the versions no read at or after `horizon` sees.
-fn collect(inner: &Inner, horizon: Seq) -> GcStats {
+/// Returns what went, and the longest hold of the write lock.
+fn collect(inner: &Inner, horizon: Seq) -> (GcStats, Duration) {
     let (mut cursor, mut stats) = (None, GcStats::default());
+    let mut longest = Duration::ZERO;
     loop {
         let mut state = write_state(&inner.state);
+        let held = Instant::now();
         // A restore lets the lock go between its steps: collect only between transactions.
-        if !state.index.in_transaction()
+        let done = !state.index.in_transaction()
             && state
                 .index
-                .collect_garbage_step(horizon, &mut cursor, GC_STEP_SLOTS, &mut stats)
-        {
-            return stats;
-        }
+                .collect_garbage_step(horizon, &mut cursor, GC_STEP_SLOTS, &mut stats);
         drop(state);
+        longest = longest.max(held.elapsed());
+        if done {
+            return (stats, longest);
+        }
         std::thread::yield_now();
     }
 }
@@ -436,11 +468,13 @@ struct Relocate<'a> {
     key: Vec<(Loc, Loc)>,
     batch: Vec<(NodeId, Vec<(Loc, Loc)>)>,
     moved: u64,
+    longest_hold: Duration,
 }
 
 impl Relocate<'_> {
     fn apply(&mut self) -> Result<()> {
         let mut state = write_state(&self.inner.state);
+        let held = Instant::now();
         for (node, moves) in self.batch.drain(..) {
             let mut found = 0;
             state
@@ -453,6 +487,8 @@ impl Relocate<'_> {
                 });
             self.moved += found;
         }
+        drop(state);
+        self.longest_hold = self.longest_hold.max(held.elapsed());
         Ok(())
     }
 }

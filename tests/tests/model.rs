@@ -342,6 +342,9 @@ enum Step {
     /// A checkpoint of the newest state (on disk; the in-memory store writes none), which
     /// the next reopen starts from.
     Checkpoint,
+    /// A compaction keeping this many of the newest commits: reads from its cut on stay as
+    /// they were, reads before it are refused.
+    Compact(u8),
 }
 
 /// Folded names below the hive; the empty path is the hive root.
@@ -1052,12 +1055,21 @@ fn check_past(store: &Store, history: &History) {
         store.snapshot_at(last + 1),
         Err(Error::FutureSeq { .. })
     ));
-    let before_hives = store.snapshot_at(0).unwrap();
-    assert!(matches!(
-        before_hives.open_key("HKLM"),
-        Err(Error::KeyNotFound { .. })
-    ));
-    for seq in 1..=last {
+    if store.oldest_seq() == 0 {
+        let before_hives = store.snapshot_at(0).unwrap();
+        assert!(matches!(
+            before_hives.open_key("HKLM"),
+            Err(Error::KeyNotFound { .. })
+        ));
+    }
+    let oldest = store.oldest_seq();
+    if oldest > 0 {
+        assert!(matches!(
+            store.snapshot_at(oldest - 1),
+            Err(Error::Compacted { seq, oldest: named }) if seq == oldest - 1 && named == oldest
+        ));
+    }
+    for seq in oldest.max(1)..=last {
         let snapshot = store.snapshot_at(seq).unwrap();
         assert_eq!(snapshot.seq(), seq);
         let model = &history.states[seq as usize];
@@ -1214,11 +1226,26 @@ fn run(steps: &[Step], mut disk: Disk) {
                 );
                 let report = store.verify().expect("the reopened store verifies");
                 assert_eq!(report.last_seq, history.seq());
-                assert_eq!(report.transactions, history.seq());
+                assert_eq!(report.transactions, retained(&store, &history));
             }
             Step::ReadPast(index) => {
-                let seq = 1 + index.index(history.seq() as usize) as Seq;
+                let first = store.oldest_seq().max(1);
+                let seq = first + index.index((history.seq() + 1 - first) as usize) as Seq;
                 check_reads_at(&store, &history, seq);
+            }
+            Step::Compact(keep) => {
+                let before = store.oldest_seq();
+                match store.compact_keeping(u64::from(*keep), 0) {
+                    Ok(Some(report)) => {
+                        assert!(
+                            report.seq > before && report.seq + u64::from(*keep) <= history.seq()
+                        );
+                        assert_eq!(store.oldest_seq(), report.seq);
+                        assert!(!report.waiting_for_readers, "no snapshot is held");
+                    }
+                    Ok(None) => assert_eq!(store.oldest_seq(), before),
+                    Err(error) => panic!("compaction failed: {error}"),
+                }
             }
             Step::Checkpoint => {
                 if !matches!(disk, Disk::Memory(_)) {
@@ -1233,8 +1260,17 @@ fn run(steps: &[Step], mut disk: Disk) {
         check_past(&store, &history);
     }
     let report = store.verify().expect("the store verifies");
-    assert_eq!(report.transactions, history.seq());
+    assert_eq!(report.transactions, retained(&store, &history));
     store.close().expect("close");
+}
+
+/// Transactions the journal holds: all of them, or after a compaction its base and what
+/// followed.
+fn retained(store: &Store, history: &History) -> Seq {
+    match store.oldest_seq() {
+        0 => history.seq(),
+        oldest => history.seq() - oldest + 1,
+    }
 }
 
 fn key_ref() -> impl Strategy<Value = KeyRef> {
@@ -1392,6 +1428,7 @@ fn steps(power_cuts: bool) -> impl Strategy<Value = Vec<Step>> {
         1 => any::<bool>().prop_map(move |cut| Step::Reopen { power_cut: cut && power_cuts }),
         1 => any::<Index>().prop_map(Step::ReadPast),
         1 => Just(Step::Checkpoint),
+        1 => (0u8..4).prop_map(Step::Compact),
     ];
     let max_steps = if torture() { 150 } else { 80 };
     proptest::collection::vec(step, 1..max_steps)

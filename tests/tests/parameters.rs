@@ -96,7 +96,9 @@ fn a_new_store_runs_on_defaults_with_no_configuration_beneath_its_hives() {
             "FlushEveryCommits",
             "FlushIntervalMs",
             "CheckpointEveryCommits",
-            "CheckpointEveryBytes"
+            "CheckpointEveryBytes",
+            "HistoryKeepCommits",
+            "HistoryKeepSeconds"
         ]
     );
     for p in store.parameters() {
@@ -193,7 +195,7 @@ fn an_invalid_value_is_rejected_kept_out_and_audited() {
     let vfs = SimVfs::new();
     let store = Store::open(dir(), options(&vfs, SyncPolicy::Never)).unwrap();
     set(&store, "WatchQueueDepth", Value::dword(64));
-    let cases: [(&str, Value, &str, &str); 7] = [
+    let cases: [(&str, Value, &str, &str); 8] = [
         (
             "WatchQueueDepth",
             Value::dword(0),
@@ -235,6 +237,12 @@ fn an_invalid_value_is_rejected_kept_out_and_audited() {
             Value::dword(40 << 20),
             "half the segment size",
             "1048576",
+        ),
+        (
+            "HistoryKeepSeconds",
+            Value::qword(60),
+            "is REG_QWORD, not REG_DWORD",
+            "604800",
         ),
     ];
     for (i, (name, value, reason, kept)) in cases.iter().enumerate() {

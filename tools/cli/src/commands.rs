@@ -259,6 +259,45 @@ pub(crate) fn checkpoint(ctx: &Ctx) -> Result<(), Failure> {
     Ok(store.close()?)
 }
 
+pub(crate) fn compact(
+    ctx: &Ctx,
+    keep_commits: Option<u64>,
+    keep_seconds: Option<u64>,
+) -> Result<(), Failure> {
+    let store = open_existing_write(ctx)?;
+    let (commits, seconds) = store.retention_window();
+    let keep_commits = keep_commits.unwrap_or(commits);
+    let keep_seconds = keep_seconds.unwrap_or(seconds);
+    let compacted = crate::progress::while_spinning("compacting", || {
+        store.compact_keeping(keep_commits, keep_seconds)
+    })?;
+    match compacted {
+        Some(report) => {
+            println!(
+                "compacted through sequence number {}: a base of {} keys, {} values, {} bytes \
+                 replaces {} file(s); {} ({:.0} ms)",
+                report.seq,
+                report.keys,
+                report.values,
+                report.base_bytes,
+                report.replaced_files.len(),
+                if report.waiting_for_readers {
+                    "they stay until the readers of older snapshots finish".to_string()
+                } else {
+                    format!("{} bytes freed", report.freed_bytes)
+                },
+                report.elapsed.as_secs_f64() * 1000.0
+            );
+        }
+        None => println!(
+            "nothing to compact: no sealed segment lies wholly outside the last {keep_commits} \
+             commits and {keep_seconds} s (oldest readable: {})",
+            store.oldest_seq()
+        ),
+    }
+    Ok(store.close()?)
+}
+
 pub(crate) fn verify(ctx: &Ctx) -> Result<(), Failure> {
     // Opening verifies every record; verify() reads everything again and replays it into a
     // fresh index to compare with the one the open built.
@@ -289,6 +328,7 @@ fn print_stats(store: &Store, as_json: bool) -> Result<(), Failure> {
     if as_json {
         let document = json!({
             "seq": stats.seq,
+            "oldest_seq": store.oldest_seq(),
             "keys": stats.keys,
             "values": stats.values,
             "versions": stats.versions,
@@ -300,6 +340,7 @@ fn print_stats(store: &Store, as_json: bool) -> Result<(), Failure> {
         println!("{document}");
     } else {
         println!("sequence number     {}", stats.seq);
+        println!("oldest readable     {}", store.oldest_seq());
         println!("keys                {}", stats.keys);
         println!("values              {}", stats.values);
         println!("value versions      {}", stats.versions);

@@ -119,6 +119,17 @@ pub(crate) enum Command {
     },
     /// Write a checkpoint of the newest state now, so the next open replays only what follows.
     Checkpoint,
+    /// Compact the history outside the retention window now: the state at the cut is kept,
+    /// the transactions before it go (to the archive first, if one is configured).
+    Compact {
+        /// Keep this many of the newest commits (default: HistoryKeepCommits in force)
+        #[arg(long, value_name = "N")]
+        keep_commits: Option<u64>,
+        /// Keep every commit of this many seconds back (default: HistoryKeepSeconds in
+        /// force)
+        #[arg(long, value_name = "S")]
+        keep_seconds: Option<u64>,
+    },
     /// Sequence number, keys, values, segments, bytes on disk, index memory.
     Stats {
         /// Print JSON instead of text.
@@ -322,6 +333,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::RestoreFile(args) => backup::restore_file(&ctx, &args),
             Command::Flush { key } => commands::flush(&ctx, key.as_deref()),
             Command::Checkpoint => commands::checkpoint(&ctx),
+            Command::Compact {
+                keep_commits,
+                keep_seconds,
+            } => commands::compact(&ctx, keep_commits, keep_seconds),
             Command::Stats { json } => commands::stats(&ctx, json),
             Command::Acl { command } => access::acl(&ctx, &command),
             Command::Owner { key, principal } => access::owner(&ctx, &key, &principal),

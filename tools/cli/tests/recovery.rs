@@ -592,3 +592,66 @@ fn checkpoint_writes_one_the_next_open_starts_from_and_a_damaged_one_is_named() 
         run.describe()
     );
 }
+
+#[test]
+fn compact_keeps_the_state_and_refuses_reads_before_its_cut() {
+    // Small segments (an open's option the tool does not set), so a few hundred commits
+    // fill several.
+    let store = Store::new();
+    let library = hivelog::Store::open(
+        &store.dir,
+        hivelog::Options {
+            segment_size_bytes: 64 << 10,
+            value_size_max_bytes: 16 << 10,
+            ..hivelog::Options::default()
+        },
+    )
+    .expect("the store opens");
+    library
+        .create_key(&format!(r"{ROOT}\Sub"))
+        .and_then(|key| key.set_value("Size", &7u32))
+        .expect("a commit");
+    for i in 0..300 {
+        library
+            .create_key(&format!(r"{ROOT}\Churn"))
+            .and_then(|key| key.set_value("Data", &format!("{i}{}", "v".repeat(400))))
+            .expect("a commit");
+    }
+    library.close().expect("close");
+    let now = dump(&store, ROOT, None);
+    let nothing = store.ok(&["compact"]);
+    assert!(nothing.starts_with("nothing to compact"), "{nothing}");
+    let done = store.ok(&["compact", "--keep-commits", "10", "--keep-seconds", "0"]);
+    let cut: u64 = done
+        .strip_prefix("compacted through sequence number ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{done}"));
+    assert!(
+        cut + 10 <= store.seq() && done.contains("bytes freed"),
+        "{done}"
+    );
+    assert_eq!(dump(&store, ROOT, None), now);
+    let early = store.run(&["query", ROOT, "--at-seq", "3"]);
+    assert_eq!(early.code, Some(1), "{}", early.describe());
+    assert!(
+        early
+            .error()
+            .contains(&format!("compacted away: the oldest readable is {cut}")),
+        "{}",
+        early.describe()
+    );
+    store.ok(&["query", ROOT, "--at-seq", &cut.to_string()]);
+    let stats = store.ok(&["stats"]);
+    assert!(
+        stats.contains(&format!("oldest readable     {cut}")),
+        "{stats}"
+    );
+    // The log starts after the cut; asking for earlier history names where it starts.
+    let log = store.ok(&["log", "--json"]);
+    let first: Json = serde_json::from_str(log.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["seq"], cut + 1);
+    let refused = store.run(&["log", "--from", "2"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.describe());
+    store.ok(&["verify"]);
+}
