@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use crate::error::LogError;
 use crate::frame;
 use crate::journal::{Journal, read_lock, write_lock};
+use crate::pace::{BACKGROUND_WRITE_BYTES_PER_S, Pace};
 use crate::record::{Commit, Kind, PRINCIPAL_MAX_BYTES, Seal};
 use crate::recovery::seal_body_bytes;
 use crate::segment::{self, BASE_NUMBER_FLAG, HEADER_BYTES, Header, Segment};
@@ -32,7 +33,8 @@ use crate::{Loc, Seq, lock, unix_nanos_now};
 
 /// The suffix of a base still being written; an open removes such a file.
 pub(crate) const UNFINISHED_SUFFIX: &str = ".base.unfinished";
-/// Bytes of records a base writer gathers before it writes them.
+/// Bytes of records a base writer gathers before it writes them (and writes back, at the
+/// background pace).
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Where a compaction may cut the journal: the end of a sealed ordinary segment.
@@ -122,6 +124,23 @@ impl Journal {
         }
     }
 
+    /// Seals the active segment if it holds a transaction, so that the end of the newest
+    /// commit is a place a compaction may cut (a compaction that keeps no history).
+    pub fn seal_active(&self) -> Result<(), LogError> {
+        if self.read_only {
+            return Err(LogError::ReadOnly);
+        }
+        let mut writer = lock(&self.writer);
+        let holds_a_txn = writer
+            .active
+            .as_ref()
+            .is_some_and(|active| active.first_seq() < writer.next_seq);
+        if holds_a_txn && !writer.active_sealed {
+            self.roll(&mut writer)?;
+        }
+        Ok(())
+    }
+
     /// The places where a compaction may cut: the end of every sealed ordinary segment after
     /// the base, oldest first.
     pub fn compaction_cuts(&self) -> Vec<Cut> {
@@ -186,6 +205,7 @@ impl Journal {
             tail: HEADER_BYTES,
             buf: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
             ops: 0,
+            pace: Pace::new(BACKGROUND_WRITE_BYTES_PER_S),
         })
     }
 
@@ -253,6 +273,7 @@ pub struct BaseWriter<'j> {
     tail: u64,
     buf: Vec<u8>,
     ops: u32,
+    pace: Pace,
 }
 
 impl BaseWriter<'_> {
@@ -287,10 +308,17 @@ impl BaseWriter<'_> {
 
     fn write_buf(&mut self) -> Result<(), LogError> {
         let path = self.journal.dir.join(self.segment.name());
+        let end = self.tail + self.buf.len() as u64;
         self.segment
             .write(self.tail, &self.buf)
             .map_err(|e| LogError::io("write", &path, e))?;
-        self.tail += self.buf.len() as u64;
+        // Out to the device a batch at a time, so the sync at the install is short and the
+        // journal's commits never queue behind a whole base.
+        self.segment
+            .write_back(self.tail, end)
+            .map_err(|e| LogError::io("write", &path, e))?;
+        self.pace.wrote(end - self.tail);
+        self.tail = end;
         self.buf.clear();
         Ok(())
     }

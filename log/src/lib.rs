@@ -20,6 +20,7 @@ mod group_commit;
 mod heap;
 mod journal;
 pub mod mem;
+mod pace;
 mod record;
 mod recovery;
 mod scan;
@@ -41,6 +42,7 @@ pub use journal::{
     SEGMENT_SIZE_MIN_BYTES, SEGMENT_SIZE_OPTION_MAX_BYTES, SEGMENTS_MAX, SYNC_INTERVAL_MAX_MS,
     SegmentInfo, SyncPolicy, TailCursor, check_segment_size, check_sync_policy,
 };
+pub use pace::{BACKGROUND_WRITE_BYTES_PER_S, Pace};
 pub use record::{Commit, Kind, PRINCIPAL_MAX_BYTES};
 pub use recovery::{RecoveryReport, SalvageReport, TornTail};
 pub use scan::RECORDS_PER_TRANSACTION_MAX;

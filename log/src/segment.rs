@@ -335,6 +335,11 @@ impl Segment {
         self.file.write_at(offset, data)
     }
 
+    /// Writes `[from, to)` back to the device now (see [`MappedFile::write_back`]).
+    pub(crate) fn write_back(&self, from: u64, to: u64) -> io::Result<()> {
+        self.file.write_back(from, to)
+    }
+
     /// Overwrites `[from, to)` with zeros; used by recovery to cut a torn tail, so that stale
     /// frames past the cut can never be read as new ones.
     pub(crate) fn zero(&mut self, from: u64, to: u64) -> io::Result<()> {

@@ -500,6 +500,7 @@ impl<S: Sink> Walk<'_, S> {
             // Under the lock only what the snapshot holds; the output (a pipe, maybe slow)
             // is written with the lock released.
             let kept = {
+                self.inner.yield_to_committers();
                 let state = read_state(&self.inner.state);
                 let kept = next.fill(&state, &visit, self.at, &mut stack);
                 if kept {

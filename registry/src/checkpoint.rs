@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use hivelog_index::{Export, ExportRules, ImageError, Index, IndexImage};
 use hivelog_log::vfs::{MappedFile, Vfs};
-use hivelog_log::{CommitPoint, Resume, SealedSegment, Seq};
+use hivelog_log::{BACKGROUND_WRITE_BYTES_PER_S, CommitPoint, Pace, Resume, SealedSegment, Seq};
 use rkyv::rancor::{self, Source as _};
 use rkyv::ser::{Positional, Writer as RkyvWriter};
 
@@ -46,6 +46,9 @@ pub const CHECKPOINT_MAX_BYTES: u64 = 1 << 38;
 /// an export (about a tenth of a millisecond). With 2,048, a bulk load of 10 M values that
 /// checkpointed as it went lost a third of its rate to the waits.
 const EXPORT_STEP_KEYS: usize = 256;
+/// The pause between two steps of a background checkpoint's export: a few steps' length,
+/// so the export takes a small share of the lock's time and of a core.
+const EXPORT_PAUSE: Duration = Duration::from_millis(1);
 /// How often the checkpointer looks at the policy.
 const POLL: Duration = Duration::from_millis(50);
 /// A close writes a checkpoint if the journal grew by at least this much since the last one.
@@ -427,7 +430,9 @@ fn rebuild(image: &ArchivedImage) -> std::result::Result<Loaded, String> {
 }
 
 /// Writes a checkpoint of the newest committed state, unless the last one holds it already.
-pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
+/// Writes a checkpoint of the newest state, unless the last one holds it; `paced`: at the
+/// background pace (`BACKGROUND_WRITE_BYTES_PER_S`), beside writers.
+pub(crate) fn write(inner: &Inner, paced: bool) -> Result<Option<CheckpointInfo>> {
     // Not while a compaction moves the records the index names.
     let _turn = lock(&inner.maintenance);
     let mut last = lock(&inner.checkpoints.last);
@@ -468,14 +473,20 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
     };
     let mut export = Export::new(at);
     let image = loop {
+        inner.yield_to_committers();
         let state = read_state(&inner.state);
         if !state
             .index
             .export_step(&mut export, EXPORT_STEP_KEYS, &rules)
         {
             drop(state);
-            // A writer waiting for the lock gets it before the next step.
-            std::thread::yield_now();
+            // A writer waiting for the lock gets it before the next step; in the background,
+            // the writers get as much of the lock's time as the export.
+            if paced {
+                std::thread::sleep(EXPORT_PAUSE);
+            } else {
+                std::thread::yield_now();
+            }
             continue;
         }
         let keys = export.nodes() as u64;
@@ -529,7 +540,8 @@ pub(crate) fn write(inner: &Inner) -> Result<Option<CheckpointInfo>> {
     };
     let (image, keys, versions) = image;
     let vfs = inner.journal.vfs();
-    let (file, bytes) = write_file(&**vfs, &inner.dir, at, &image)?;
+    let pace = paced.then(|| Pace::new(BACKGROUND_WRITE_BYTES_PER_S));
+    let (file, bytes) = write_file(&**vfs, &inner.dir, at, &image, pace)?;
     drop(image);
     prune(&**vfs, &inner.dir, at);
     *last = Last {
@@ -576,6 +588,8 @@ struct BodyWriter<'a> {
     flushed: usize,
     buffer: Vec<u8>,
     crc: u32,
+    /// The pace of a checkpoint written in the background.
+    pace: Option<Pace>,
 }
 
 /// The buffer between the serializer and the file.
@@ -583,10 +597,16 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 impl BodyWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file
-            .write_at((HEADER_BYTES + self.flushed) as u64, &self.buffer)?;
+        let at = (HEADER_BYTES + self.flushed) as u64;
+        self.file.write_at(at, &self.buffer)?;
+        // Out to the device a buffer at a time, so the final sync is short and the
+        // journal's commits never queue behind a whole checkpoint.
+        self.file.write_back(at, at + self.buffer.len() as u64)?;
         self.crc = crc32c::crc32c_append(self.crc, &self.buffer);
         self.flushed += self.buffer.len();
+        if let Some(pace) = &mut self.pace {
+            pace.wrote(self.buffer.len() as u64);
+        }
         self.buffer.clear();
         Ok(())
     }
@@ -605,11 +625,16 @@ impl RkyvWriter<rancor::Error> for BodyWriter<'_> {
             self.flush().map_err(rancor::Error::new)?;
         }
         if bytes.len() >= WRITE_BUFFER_BYTES {
+            let at = (HEADER_BYTES + self.flushed) as u64;
+            self.file.write_at(at, bytes).map_err(rancor::Error::new)?;
             self.file
-                .write_at((HEADER_BYTES + self.flushed) as u64, bytes)
+                .write_back(at, at + bytes.len() as u64)
                 .map_err(rancor::Error::new)?;
             self.crc = crc32c::crc32c_append(self.crc, bytes);
             self.flushed += bytes.len();
+            if let Some(pace) = &mut self.pace {
+                pace.wrote(bytes.len() as u64);
+            }
         } else {
             self.buffer.extend_from_slice(bytes);
         }
@@ -621,7 +646,13 @@ impl RkyvWriter<rancor::Error> for BodyWriter<'_> {
 /// directory synced. The image is serialized twice, once to learn its size (the file is
 /// allocated whole) and once into the file: no copy of it is held in memory, which for 10 M
 /// values is 700 MB. Returns the file and its size.
-fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, image: &Image) -> Result<(PathBuf, u64)> {
+fn write_file(
+    vfs: &dyn Vfs,
+    store_dir: &Path,
+    seq: Seq,
+    image: &Image,
+    pace: Option<Pace>,
+) -> Result<(PathBuf, u64)> {
     let serializing = |e: rancor::Error| Error::Checkpoint {
         reason: format!("serializing: {e}"),
     };
@@ -649,6 +680,7 @@ fn write_file(vfs: &dyn Vfs, store_dir: &Path, seq: Seq, image: &Image) -> Resul
         flushed: 0,
         buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
         crc: crc32c::crc32c(&header[16..]),
+        pace,
     };
     let mut body =
         rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, body).map_err(serializing)?;
@@ -704,7 +736,7 @@ pub(crate) fn at_close(inner: &Inner) -> Result<()> {
     let policy = &inner.checkpoints;
     let last = *lock(&policy.last);
     if inner.visible() > last.seq && policy.grown(&last) >= CLOSE_MIN_BYTES {
-        write(inner)?;
+        write(inner, false)?;
     }
     Ok(())
 }
@@ -736,7 +768,7 @@ pub(crate) fn start(inner: &Arc<Inner>, checkpoints: bool, compaction: bool) -> 
                 // A failure (a full disk) is retried at the next turn; the journal holds
                 // everything meanwhile.
                 if checkpoint {
-                    let _ = write(&inner);
+                    let _ = write(&inner, true);
                 }
                 if compaction {
                     crate::compact::background_turn(&inner);

@@ -93,7 +93,7 @@ pub(crate) fn commit_traced(
         builder.isolate(journal_bytes)?;
     }
     loop {
-        let mut state = StateGuard::lock(&inner.state);
+        let mut state = StateGuard::lock(inner);
         state.index.begin(seq);
         // A large transaction (an import) makes at least a change per intent: its undo log
         // is grown once, not by doublings that copy it all with the state locked.
@@ -196,10 +196,15 @@ pub(crate) struct StateGuard<'a> {
 }
 
 impl<'a> StateGuard<'a> {
-    fn lock(lock: &'a ShardedLock<State>) -> StateGuard<'a> {
+    /// Takes the lock for a commit, which background work (compaction, checkpoints) lets
+    /// go first: see [`Inner::yield_to_committers`].
+    fn lock(inner: &'a Inner) -> StateGuard<'a> {
+        inner.committers_waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = write_state(&inner.state);
+        inner.committers_waiting.fetch_sub(1, Ordering::SeqCst);
         StateGuard {
-            lock,
-            guard: Some(write_state(lock)),
+            lock: &inner.state,
+            guard: Some(guard),
         }
     }
 

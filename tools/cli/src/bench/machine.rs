@@ -110,3 +110,11 @@ pub(crate) fn disk_usage(dir: &Path) -> std::io::Result<u64> {
     }
     Ok(total)
 }
+
+/// Writes every dirty page of the machine back and waits a moment, so that the writeback of
+/// one phase of a benchmark does not land in the next one's figures.
+pub(crate) fn settle() {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+}

@@ -2,6 +2,7 @@
 //! ceiling for durable appends measured in the same run.
 
 mod backup;
+mod compact;
 mod machine;
 mod memory;
 mod reg;
@@ -136,11 +137,11 @@ fn scratch_dir(store: &Path, args: &BenchArgs) -> Result<Scratch, Failure> {
 pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let selected = args.workload.to_ascii_lowercase();
     let known = [
-        "all", "w1", "w2", "w3", "w3s", "w4", "w5", "watch", "backup", "reg", "memory",
+        "all", "w1", "w2", "w3", "w3s", "w4", "w5", "watch", "backup", "reg", "memory", "compact",
     ];
     if !known.contains(&selected.as_str()) {
         return Err(fail(format!(
-            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, watch, backup, reg, memory or all)",
+            "unknown workload {:?} (w1, w2, w3, w3s, w4, w5, watch, backup, reg, memory, compact or all)",
             args.workload
         )));
     }
@@ -172,7 +173,7 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
     let mut report = Report {
         figures: Vec::new(),
     };
-    if !["backup", "reg", "memory"].contains(&selected.as_str()) {
+    if !["backup", "reg", "memory", "compact"].contains(&selected.as_str()) {
         w1_to_w5(&scratch.dir, &data, args, sync, &wants, &mut report)?;
     }
     if wants("backup") {
@@ -187,6 +188,14 @@ pub(crate) fn run(store: &Path, args: &BenchArgs) -> Result<(), Failure> {
         let dir = scratch.dir.join("memory");
         std::fs::create_dir_all(&dir)?;
         memory::in_memory(&dir, &data, &mut report)?;
+    }
+    if wants("compact") {
+        compact::compaction(
+            &scratch.dir.join("compact"),
+            &data,
+            args.seconds,
+            &mut report,
+        )?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;

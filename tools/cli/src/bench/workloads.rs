@@ -67,6 +67,18 @@ pub(crate) fn load(
     path_of: impl Fn(usize) -> String,
     label: &'static str,
 ) -> Result<Duration, Failure> {
+    load_round(store, data, path_of, label, 0)
+}
+
+/// [`load`], with the first byte of every value's data flipped by `round` (round 0 writes
+/// the data set as it is; each later round overwrites every value with other data).
+pub(crate) fn load_round(
+    store: &Store,
+    data: &Dataset,
+    path_of: impl Fn(usize) -> String,
+    label: &'static str,
+    round: u8,
+) -> Result<Duration, Failure> {
     let bar = progress(data.values() as u64, label);
     let keys_per_txn = VALUES_PER_TXN / VALUES_PER_KEY;
     let mut timed = Duration::ZERO;
@@ -77,7 +89,11 @@ pub(crate) fn load(
             let values = (0..VALUES_PER_KEY)
                 .map(|slot| {
                     let spec = data.value(key, slot);
-                    (spec.registry_name(), to_value(&spec))
+                    let mut value = to_value(&spec);
+                    if let Some(first) = value.data.first_mut() {
+                        *first ^= round;
+                    }
+                    (spec.registry_name(), value)
                 })
                 .collect();
             batch.push((path_of(key), values));
