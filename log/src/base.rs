@@ -29,7 +29,7 @@ use crate::pace::{BACKGROUND_WRITE_BYTES_PER_S, Pace};
 use crate::record::{Commit, Kind, PRINCIPAL_MAX_BYTES, Seal};
 use crate::recovery::seal_body_bytes;
 use crate::segment::{self, BASE_NUMBER_FLAG, HEADER_BYTES, Header, Segment};
-use crate::{Loc, Seq, lock, unix_nanos_now};
+use crate::{CommitPoint, Loc, Seq, lock, unix_nanos_now};
 
 /// The suffix of a base still being written; an open removes such a file.
 pub(crate) const UNFINISHED_SUFFIX: &str = ".base.unfinished";
@@ -341,6 +341,17 @@ impl BaseWriter<'_> {
         .encode(&mut self.buf);
         frame::finish(&mut self.buf, start);
         let data_end = self.tail + self.buf.len() as u64;
+        let commit = CommitPoint {
+            seq: self.cut.seq,
+            segment: self.segment.number(),
+            commit_at: self.tail + start as u64,
+            end: data_end,
+            crc: u32::from_le_bytes(
+                self.buf[start + 4..start + 8]
+                    .try_into()
+                    .expect("a frame header holds its CRC"),
+            ),
+        };
         let start = frame::begin(&mut self.buf, self.cut.seq, Kind::Seal);
         Seal { data_end }.encode(&mut self.buf);
         frame::finish(&mut self.buf, start);
@@ -381,6 +392,16 @@ impl BaseWriter<'_> {
         segments.retain(|segment| !replaced_by_base(segment));
         segments.insert(0, base);
         drop(segments);
+        // A cut at the newest commit: its Commit record in the journal is now the base's,
+        // where a checkpoint taken next resumes.
+        let mut writer = lock(&journal.writer);
+        if writer
+            .last_commit
+            .is_some_and(|last| last.seq == commit.seq)
+        {
+            writer.last_commit = Some(commit);
+        }
+        drop(writer);
         let replaced = gone.iter().map(|s| s.name().to_string()).collect();
         Ok(Installed {
             seq: self.cut.seq,

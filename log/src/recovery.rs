@@ -468,7 +468,8 @@ fn inspect(
             "file name and segment number disagree on whether it is a base".into(),
         ));
     }
-    if is_base && !matches!(place, Place::First) {
+    // First, or where a checkpoint taken right after a compaction resumes.
+    if is_base && matches!(place, Place::After { .. }) {
         return Err(whole(
             "a base segment that is not the journal's first".into(),
         ));

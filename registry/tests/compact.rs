@@ -141,6 +141,11 @@ fn a_compaction_keeps_every_state_from_its_cut_on_and_frees_the_history() {
         )
         .unwrap();
         assert_eq!(store.oldest_seq(), cut);
+        if checkpoints {
+            // The one the compaction wrote (from the base's Commit record on) loads.
+            assert_eq!(store.checkpoint_report().ignored, []);
+            assert!(store.checkpoint_report().loaded.is_some());
+        }
         assert_eq!(common::every_snapshot_from(&store, cut), last);
         let verified = store.verify().unwrap();
         assert_eq!(verified.last_seq, store.seq());

@@ -686,6 +686,7 @@ fn stats_text_and_json() {
         labels,
         [
             "sequence number",
+            "oldest readable",
             "keys",
             "values",
             "value versions",
@@ -697,6 +698,7 @@ fn stats_text_and_json() {
     );
     let get = |label: &str| fields.iter().find(|&&(l, _)| l == label).expect("label").1;
     assert_eq!(get("sequence number"), 4);
+    assert_eq!(get("oldest readable"), 0, "nothing compacted");
     // Machine, Users, Software, A, B.
     assert_eq!(get("keys"), 5);
     assert_eq!(get("values"), 2);
@@ -709,6 +711,7 @@ fn stats_text_and_json() {
     let document = store.json(&["stats", "--json"]);
     let pairs = [
         ("seq", "sequence number"),
+        ("oldest_seq", "oldest readable"),
         ("keys", "keys"),
         ("values", "values"),
         ("versions", "value versions"),
