@@ -917,6 +917,9 @@ impl Store {
         match last {
             Ok(inner) => {
                 watches.shutdown();
+                // No reader is left: what a compaction left waiting for one goes now (else
+                // the next open removes it).
+                crate::compact::release(&inner)?;
                 if inner.checkpoints_written() {
                     crate::checkpoint::at_close(&inner)?;
                 }

@@ -379,3 +379,23 @@ fn the_background_compactor_follows_the_retention_parameters() {
     let store = Store::open(dir.path(), options()).unwrap();
     assert_eq!(common::dump_hives(|path| store.open_key(path)), now);
 }
+
+#[test]
+fn a_close_removes_what_waited_for_an_old_snapshot() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    common::history(&store, 0);
+    let old = store.snapshot_at(5).unwrap();
+    churn(&store, 30);
+    let report = store.compact_keeping(0, 0).unwrap().unwrap();
+    assert!(report.waiting_for_readers);
+    drop(old);
+    let now = common::dump_hives(|path| store.open_key(path));
+    store.close().unwrap();
+    for name in &report.replaced_files {
+        assert!(!dir.path().join("journal").join(name).exists(), "{name}");
+    }
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.checkpoint_report().ignored, []);
+    assert_eq!(common::dump_hives(|path| store.open_key(path)), now);
+}
