@@ -98,6 +98,25 @@ impl BaseLayout {
     }
 }
 
+/// The segments a journal holds at one moment ([`Journal::live_segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSegments {
+    base: Option<u64>,
+    first_ordinary: u64,
+}
+
+impl LiveSegments {
+    /// Whether `loc` lies in one of them.
+    pub fn holds(&self, loc: Loc) -> bool {
+        let number = u64::from(loc.segment);
+        if segment::is_base(number) {
+            self.base == Some(number)
+        } else {
+            number >= self.first_ordinary
+        }
+    }
+}
+
 /// What an installed base replaced, still mapped for readers of older snapshots until
 /// [`Journal::remove_replaced`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +243,24 @@ impl Journal {
                     cut.seq
                 ),
             })
+        }
+    }
+
+    /// The segments the journal holds now, to tell a location in them from one in a
+    /// segment a base replaced (which the next open will not have).
+    pub fn live_segments(&self) -> LiveSegments {
+        let segments = read_lock(&self.segments);
+        let base = segments
+            .first()
+            .filter(|first| segment::is_base(first.number()))
+            .map(|base| base.number());
+        let first_ordinary = segments
+            .iter()
+            .find(|segment| !segment::is_base(segment.number()))
+            .map_or(u64::MAX, |segment| segment.number());
+        LiveSegments {
+            base,
+            first_ordinary,
         }
     }
 

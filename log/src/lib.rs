@@ -35,7 +35,7 @@ pub mod vfs;
 
 use std::sync::{Mutex, MutexGuard};
 
-pub use base::{BaseLayout, BaseWriter, Cut, Installed, op_frame_bytes};
+pub use base::{BaseLayout, BaseWriter, Cut, Installed, LiveSegments, op_frame_bytes};
 pub use error::LogError;
 pub use journal::{
     Journal, JournalOptions, Records, SEGMENT_SIZE_DEFAULT_BYTES, SEGMENT_SIZE_MAX_BYTES,

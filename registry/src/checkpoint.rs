@@ -457,7 +457,11 @@ pub(crate) fn write(inner: &Inner, paced: bool) -> Result<Option<CheckpointInfo>
         std::thread::sleep(Duration::from_micros(100));
     }
     let keep_key = |id: u64| id < VOLATILE_ID_BASE;
-    let value = |stored: &Stored| stored.image();
+    // A version whose record is in a segment a compaction's base replaced is one only a
+    // snapshot older than the base still reads (it waits for that reader to go): no open
+    // after this one has it, nor can read before the base.
+    let live = inner.journal.live_segments();
+    let value = |stored: &Stored| live.holds(stored.loc).then(|| stored.image()).flatten();
     // Volatile keys are never journaled, so no open after this one knows them.
     let attrs = |attrs: &KeyAttrs| {
         (!attrs.is_volatile()).then_some(AttrsImage {

@@ -100,8 +100,8 @@ pub(crate) struct CompactionPolicy {
     pub archive_dir: Option<PathBuf>,
     /// The size of the base the journal starts from (0: none).
     base_bytes: AtomicU64,
-    /// The cut of an installed base whose replaced segments wait for readers of older
-    /// snapshots.
+    /// The newest cut whose replaced segments (its own and those of earlier compactions)
+    /// wait for readers of older snapshots.
     waiting: Mutex<Option<Seq>>,
     /// The journal's count of bytes appended since the open.
     appended: Arc<AtomicU64>,
@@ -249,16 +249,9 @@ pub(crate) fn compact(inner: &Inner, cut: Cut) -> Result<CompactReport> {
     let report = {
         let _turn = lock(&inner.maintenance);
         let started = Instant::now();
-        // What an earlier compaction left waiting goes first, if it can: the journal holds
-        // one set of replaced segments at a time.
+        // What an earlier compaction left waiting goes first, if its readers are gone; if
+        // not, it waits on with this one's (a reader older than both keeps both).
         release(inner)?;
-        if lock(&inner.compaction.waiting).is_some() {
-            return Err(Error::Log(LogError::Compaction {
-                reason: "the last compaction's segments still wait for readers of older \
-                         snapshots"
-                    .into(),
-            }));
-        }
         let (mut report, layout) = write_base(inner, cut)?;
         crate::checkpoint::remove_all(inner);
         report.longest_lock_hold = relocate(inner, cut.seq, layout)?;

@@ -197,6 +197,15 @@ fn a_snapshot_held_across_a_compaction_reads_the_same_before_and_after() {
         store.snapshot_at(20),
         Err(Error::Compacted { .. })
     ));
+    // A second compaction while the first waits: both wait, the old snapshot reads the same.
+    churn(&store, 30);
+    let now = common::dump_hives(|path| store.open_key(path));
+    let second = store.compact_keeping(0, 0).unwrap().unwrap();
+    assert!(second.seq > report.seq && second.waiting_for_readers);
+    assert_eq!(common::dump_hives(|path| old.open_key(path)), seen);
+    assert_eq!(key.get_raw_value("Text").unwrap(), text);
+    let mut report = report;
+    report.replaced_files.extend(second.replaced_files);
     drop(old);
     // The handle still pins it.
     assert!(store.compact_keeping(0, 0).unwrap().is_none());

@@ -1186,6 +1186,8 @@ impl Disk {
 
 fn run(steps: &[Step], mut disk: Disk) {
     let mut store = disk.open();
+    // A snapshot held across compactions, until the next reopen.
+    let mut held: Option<hivelog::Snapshot> = None;
     let mut history = History::new();
     check_now(&store, &history);
     for step in steps {
@@ -1193,6 +1195,7 @@ fn run(steps: &[Step], mut disk: Disk) {
             Step::One(op) => change(&store, &mut history, std::slice::from_ref(op), false),
             Step::Transaction(ops) => change(&store, &mut history, ops, true),
             Step::Reopen { power_cut } => {
+                held = None;
                 if let Disk::Memory(_) = disk {
                     store.flush().expect("the flush succeeds");
                     drop(store);
@@ -1235,16 +1238,37 @@ fn run(steps: &[Step], mut disk: Disk) {
             }
             Step::Compact(keep) => {
                 let before = store.oldest_seq();
+                // With an odd `keep`, a snapshot of the middle of the readable history is held
+                // across the compaction (until the next reopen), and must read the same after.
+                if keep % 2 == 1 && history.seq() > 0 {
+                    let middle = (before.max(1) + history.seq()) / 2;
+                    held = Some(store.snapshot_at(middle).expect("a readable snapshot"));
+                }
                 match store.compact_keeping(u64::from(*keep), 0) {
                     Ok(Some(report)) => {
                         assert!(
                             report.seq > before && report.seq + u64::from(*keep) <= history.seq()
                         );
                         assert_eq!(store.oldest_seq(), report.seq);
-                        assert!(!report.waiting_for_readers, "no snapshot is held");
+                        if held.is_none() {
+                            assert!(!report.waiting_for_readers, "no snapshot is held");
+                        }
                     }
                     Ok(None) => assert_eq!(store.oldest_seq(), before),
                     Err(error) => panic!("compaction failed: {error}"),
+                }
+                if let Some(snapshot) = &held {
+                    let seq = snapshot.seq();
+                    let at = format!("held across a compaction at sequence number {seq}");
+                    let model = &history.states[seq as usize];
+                    check_keys(
+                        Reader::Snapshot(snapshot),
+                        model,
+                        &history.paths,
+                        1,
+                        true,
+                        &at,
+                    );
                 }
             }
             Step::Checkpoint => {
