@@ -400,9 +400,10 @@ fn collect(inner: &Inner, horizon: Seq) -> (GcStats, Duration) {
         // overwrites of every value, 1,024 slots took 28 ms).
         let mut done = false;
         while !done && !state.index.in_transaction() && held.elapsed() < GC_TURN {
-            done = state
-                .index
-                .collect_garbage_step(horizon, &mut cursor, GC_STEP_SLOTS, &mut stats);
+            done =
+                state
+                    .index
+                    .collect_garbage_step(horizon, &mut cursor, GC_STEP_SLOTS, &mut stats);
         }
         drop(state);
         longest = longest.max(held.elapsed());
