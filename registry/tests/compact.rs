@@ -408,3 +408,49 @@ fn a_close_removes_what_waited_for_an_old_snapshot() {
     assert_eq!(store.checkpoint_report().ignored, []);
     assert_eq!(common::dump_hives(|path| store.open_key(path)), now);
 }
+
+/// With archiving on, the transactions a compaction replaces reach the archive first: a
+/// whole-registry backup taken before plus the archives rebuild the state at the cut.
+#[test]
+fn with_archiving_on_the_replaced_history_is_archived_first() {
+    let dir = TempDir::new().unwrap();
+    let archive = dir.path().join("archive");
+    let store = Store::open(
+        dir.path().join("store"),
+        Options {
+            archive_dir: Some(archive.clone()),
+            ..options()
+        },
+    )
+    .unwrap();
+    common::history(&store, 0);
+    let taken_at = store.seq();
+    let backup = dir.path().join("registry.hvb");
+    store
+        .backup_registry(taken_at, std::fs::File::create(&backup).unwrap())
+        .unwrap();
+    churn(&store, 30);
+    common::history(&store, 1);
+    let before = common::every_snapshot(&store);
+    let report = store.compact_keeping(0, 0).unwrap().unwrap();
+    let files: Vec<_> = std::fs::read_dir(&archive).unwrap().collect();
+    assert!(!files.is_empty());
+    for file in &files {
+        hivelog::verify_archive_file(file.as_ref().unwrap().path()).unwrap();
+    }
+    // The backup and the archives rebuild every state from the backup's cut to the cut.
+    for to in [taken_at, (taken_at + report.seq) / 2, report.seq] {
+        let rebuilt = hivelog::recover_from_backup(
+            &backup,
+            std::slice::from_ref(&archive),
+            to,
+            dir.path().join(format!("rebuilt-{to}")),
+        )
+        .unwrap();
+        assert_eq!(
+            common::dump_hives(|path| rebuilt.open_key(path)),
+            before[(to - 1) as usize],
+            "the state at {to}"
+        );
+    }
+}
