@@ -6,7 +6,6 @@
 
 mod engines;
 mod error;
-mod machine;
 mod report;
 mod workloads;
 
@@ -144,13 +143,13 @@ fn print_machine(scratch: &Path) {
     let shown = scratch
         .canonicalize()
         .unwrap_or_else(|_| scratch.to_path_buf());
-    let (fs, mount) =
-        machine::file_system(&shown).unwrap_or_else(|| ("unknown".into(), "?".into()));
+    let (fs, mount) = hivelog_workload::machine::file_system(&shown)
+        .unwrap_or_else(|| ("unknown".into(), "?".into()));
     println!(
         "machine: {}; scratch directory {} on {fs} (mounted at {mount}); load average {} at the start",
-        machine::cpu(),
+        hivelog_workload::machine::cpu(),
         shown.display(),
-        machine::load_average()
+        hivelog_workload::machine::load_average()
     );
     if fs == "tmpfs" {
         println!("warning: the scratch directory is on tmpfs, where a sync costs nothing");

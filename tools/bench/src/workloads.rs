@@ -479,7 +479,7 @@ pub fn measure(kind: Kind, dir: &Path, inputs: &Inputs<'_>, report: &mut Report)
     let rate = w1_bulk_load(&*engine, inputs.data)?;
     report.add("W1", name, 1, Metric::ValuesPerS, rate);
     engine.close()?;
-    let disk = crate::machine::disk_usage(dir)?;
+    let disk = hivelog_workload::machine::disk_usage(dir)?;
     report.add("W6", name, 1, Metric::DiskBytes, disk as f64);
     progress("W5 reopen");
     let (engine, ms) = w5_reopen(kind, dir, inputs.data)?;

@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+pub mod machine;
+
 /// The seed WORKLOADS.md names.
 pub const DEFAULT_SEED: u64 = 0x5eed;
 /// Values per key.

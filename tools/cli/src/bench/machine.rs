@@ -2,37 +2,13 @@
 
 use std::path::Path;
 
+pub(crate) use hivelog_workload::machine::disk_usage;
+use hivelog_workload::machine::{cpu, file_system};
+
 /// CPU model, cores, and the file system holding `dir`.
 pub(crate) fn describe(dir: &Path) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (fs, mount) = file_system(dir).unwrap_or_else(|| ("unknown".into(), "?".into()));
-    format!("{cpu}, {cores} cores, {fs} file system (mounted at {mount})")
-}
-
-/// The type and mount point of the file system holding `dir`, from /proc/mounts.
-fn file_system(dir: &Path) -> Option<(String, String)> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let _device = fields.next()?;
-            let mount = fields.next()?;
-            let fs = fields.next()?;
-            dir.starts_with(mount)
-                .then(|| (fs.to_string(), mount.to_string()))
-        })
-        .max_by_key(|(_, mount)| mount.len())
+    format!("{}, {fs} file system (mounted at {mount})", cpu())
 }
 
 /// Resident set size of this process.
@@ -93,22 +69,6 @@ pub(crate) fn huge_page_bytes() -> u64 {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map_or(0, |kib| kib * 1024)
-}
-
-/// Bytes allocated on disk below `dir`, as `du` counts them.
-pub(crate) fn disk_usage(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            disk_usage(&entry.path())?
-        } else {
-            meta.blocks() * 512
-        };
-    }
-    Ok(total)
 }
 
 /// Writes every dirty page of the machine back and waits a moment, so that the writeback of

@@ -1,4 +1,5 @@
-//! What a run reports about the machine, and how it counts bytes on disk.
+//! What a benchmark reports about the machine, and how it counts bytes on disk: shared by
+//! `hivelog bench` and the side-by-side bench (`tools/bench`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
