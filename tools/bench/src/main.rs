@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use hivelog_workload::machine::grouped;
 use hivelog_workload::{DEFAULT_SEED, Dataset};
 
 use crate::engines::Kind;
@@ -286,28 +287,5 @@ fn cell(metric: Metric, value: f64) -> String {
         Metric::P50Us | Metric::P99Us if value < 10.0 => format!("{value:.2}"),
         Metric::P50Us | Metric::P99Us if value < 1000.0 => format!("{value:.1}"),
         Metric::P50Us | Metric::P99Us => grouped(value),
-    }
-}
-
-/// `1234567.8` as `1,234,568`.
-fn grouped(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn grouped_digits() {
-        assert_eq!(super::grouped(1234567.8), "1,234,568");
-        assert_eq!(super::grouped(999.0), "999");
-        assert_eq!(super::grouped(1000.0), "1,000");
     }
 }

@@ -65,3 +65,27 @@ pub fn disk_usage(dir: &Path) -> std::io::Result<u64> {
     }
     Ok(total)
 }
+
+/// `1234567.8` as `1,234,568`.
+pub fn grouped(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    // A figure as the benches print it.
+    #[test]
+    fn grouped_digits() {
+        assert_eq!(super::grouped(1234567.8), "1,234,568");
+        assert_eq!(super::grouped(999.0), "999");
+        assert_eq!(super::grouped(1000.0), "1,000");
+    }
+}

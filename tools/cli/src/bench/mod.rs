@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use clap::Args;
 use hivelog::SyncPolicy;
+pub(crate) use hivelog_workload::machine::grouped;
 use hivelog_workload::{DEFAULT_KEYS, DEFAULT_SEED, Dataset};
 use serde_json::json;
 
@@ -279,27 +280,4 @@ fn write_json(path: &Path, report: &Report) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(&figures).map_err(|e| fail(e.to_string()))?;
     std::fs::write(path, text)?;
     Ok(())
-}
-
-/// `1234567.8` as `1,234,568`.
-pub(crate) fn grouped(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn grouped_digits() {
-        assert_eq!(super::grouped(1234567.8), "1,234,568");
-        assert_eq!(super::grouped(999.0), "999");
-        assert_eq!(super::grouped(1000.0), "1,000");
-    }
 }
