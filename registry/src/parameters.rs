@@ -449,30 +449,20 @@ fn apply(inner: &Inner, in_force: &[u64; PARAMS.len()]) -> Result<()> {
     inner
         .watches
         .set_queue_depth(of(in_force, Param::WatchQueueDepth) as usize);
-    inner
-        .flush_policy
-        .every_commits
-        .store(of(in_force, Param::FlushEveryCommits), Ordering::Relaxed);
-    inner
-        .flush_policy
-        .interval_ms
-        .store(of(in_force, Param::FlushIntervalMs), Ordering::Relaxed);
-    inner.checkpoints.every_commits.store(
-        of(in_force, Param::CheckpointEveryCommits),
-        Ordering::Relaxed,
-    );
-    inner
-        .checkpoints
-        .every_bytes
-        .store(of(in_force, Param::CheckpointEveryBytes), Ordering::Relaxed);
-    inner
-        .compaction
-        .keep_commits
-        .store(of(in_force, Param::HistoryKeepCommits), Ordering::Relaxed);
-    inner
-        .compaction
-        .keep_seconds
-        .store(of(in_force, Param::HistoryKeepSeconds), Ordering::Relaxed);
+    // The policies that read a parameter at each turn.
+    for (param, policy) in [
+        (Param::FlushEveryCommits, &inner.flush_policy.every_commits),
+        (Param::FlushIntervalMs, &inner.flush_policy.interval_ms),
+        (
+            Param::CheckpointEveryCommits,
+            &inner.checkpoints.every_commits,
+        ),
+        (Param::CheckpointEveryBytes, &inner.checkpoints.every_bytes),
+        (Param::HistoryKeepCommits, &inner.compaction.keep_commits),
+        (Param::HistoryKeepSeconds, &inner.compaction.keep_seconds),
+    ] {
+        policy.store(of(in_force, param), Ordering::Relaxed);
+    }
     Ok(())
 }
 

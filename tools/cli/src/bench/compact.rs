@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hivelog::{CompactReport, Options, Store, SyncPolicy};
 use hivelog_workload::{Dataset, percentile};
 
-use super::workloads::{load_round, micros, w2_writers};
+use super::workloads::{load, load_round, micros, w2_writers};
 use super::{Report, grouped, machine};
 use crate::store_dir::{Failure, fail};
 
@@ -56,16 +56,15 @@ fn bulk_options() -> Options {
     }
 }
 
-fn disk(dir: &Path, data: &Dataset, report: &mut Report) -> Result<(), Failure> {
+/// W1 into a new store in `dir`, closed.
+fn w1_store(dir: &Path, data: &Dataset) -> Result<(), Failure> {
     let store = Store::open(dir, bulk_options())?;
-    load_round(
-        &store,
-        data,
-        |key| data.registry_path(key),
-        "W1 bulk load",
-        0,
-    )?;
-    store.close()?;
+    load(&store, data, |key| data.registry_path(key), "W1 bulk load")?;
+    Ok(store.close()?)
+}
+
+fn disk(dir: &Path, data: &Dataset, report: &mut Report) -> Result<(), Failure> {
+    w1_store(dir, data)?;
     let after_w1 = machine::disk_usage(dir)?;
     let store = Store::open(dir, bulk_options())?;
     for round in 1..=OVERWRITES {
@@ -162,15 +161,7 @@ fn w2_run(
 }
 
 fn online(dir: &Path, data: &Dataset, seconds: u64, report: &mut Report) -> Result<(), Failure> {
-    let store = Store::open(dir, bulk_options())?;
-    load_round(
-        &store,
-        data,
-        |key| data.registry_path(key),
-        "W1 bulk load",
-        0,
-    )?;
-    store.close()?;
+    w1_store(dir, data)?;
     machine::settle();
     let store = Store::open(
         dir,
