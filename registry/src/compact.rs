@@ -176,8 +176,7 @@ fn cut_outside(inner: &Inner, keep_commits: u64, keep_seconds: u64) -> Option<Cu
         .into_iter()
         .rev()
         .find(|cut| {
-            cut.seq <= last
-                && cut.seq.saturating_add(keep_commits) <= last
+            cut.seq.saturating_add(keep_commits) <= last
                 && cut.closed_unix_nanos.saturating_add(keep_nanos) <= now
         })
 }
@@ -252,12 +251,15 @@ pub(crate) fn compact(inner: &Inner, cut: Cut) -> Result<CompactReport> {
         let started = Instant::now();
         // What an earlier compaction left waiting goes first, if its readers are gone; if
         // not, it waits on with this one's (a reader older than both keeps both).
-        release(inner)?;
-        let (mut report, layout) = write_base(inner, cut)?;
+        release_in_turn(inner)?;
+        let state = read_state(&inner.state);
+        let (layers, root) = (layers_at(&state, cut.seq), state.index.root());
+        drop(state);
+        let (mut report, layout) = write_base(inner, cut, root, &layers)?;
         crate::checkpoint::remove_all(inner);
-        report.longest_lock_hold = relocate(inner, cut.seq, layout)?;
+        report.longest_lock_hold = relocate(inner, cut.seq, root, &layers, layout)?;
         *lock(&inner.compaction.waiting) = Some(cut.seq);
-        let released = release(inner)?;
+        let released = release_in_turn(inner)?;
         report.waiting_for_readers = released.is_none();
         if let Some(released) = released {
             report.freed_bytes = released.freed_bytes;
@@ -275,10 +277,13 @@ pub(crate) fn compact(inner: &Inner, cut: Cut) -> Result<CompactReport> {
 
 /// Steps 1 and 2: sizes, writes and installs the base; afterwards no read before the cut
 /// starts.
-fn write_base(inner: &Inner, cut: Cut) -> Result<(CompactReport, BaseLayout)> {
-    let layers = layers_at(&read_state(&inner.state), cut.seq);
-    let root = read_state(&inner.state).index.root();
-    let sized = walk(inner, root, 0, cut.seq, &layers, Size::default())?;
+fn write_base(
+    inner: &Inner,
+    cut: Cut,
+    root: NodeId,
+    layers: &[(u16, String)],
+) -> Result<(CompactReport, BaseLayout)> {
+    let sized = walk(inner, root, 0, cut.seq, layers, Size::default())?;
     if let Some(dir) = &inner.compaction.archive_dir {
         let from = inner.journal.base_seq();
         if from < cut.seq {
@@ -291,7 +296,7 @@ fn write_base(inner: &Inner, cut: Cut) -> Result<(CompactReport, BaseLayout)> {
         root,
         0,
         cut.seq,
-        &layers,
+        layers,
         Base {
             base,
             scratch: Vec::new(),
@@ -325,9 +330,13 @@ fn write_base(inner: &Inner, cut: Cut) -> Result<(CompactReport, BaseLayout)> {
 
 /// Step 3: points every version visible at the cut at its record in the base. Returns the
 /// longest hold of the write lock.
-fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<Duration> {
-    let layers = layers_at(&read_state(&inner.state), at);
-    let root = read_state(&inner.state).index.root();
+fn relocate(
+    inner: &Inner,
+    at: Seq,
+    root: NodeId,
+    layers: &[(u16, String)],
+    layout: BaseLayout,
+) -> Result<Duration> {
     let sink = Relocate {
         inner,
         layout,
@@ -338,7 +347,7 @@ fn relocate(inner: &Inner, at: Seq, layout: BaseLayout) -> Result<Duration> {
         moved: 0,
         longest_hold: Duration::ZERO,
     };
-    let mut walked = walk(inner, root, 0, at, &layers, sink)?;
+    let mut walked = walk(inner, root, 0, at, layers, sink)?;
     walked.sink.apply()?;
     if walked.sink.moved != walked.values {
         return Err(Error::Log(LogError::Compaction {
@@ -359,8 +368,16 @@ pub(crate) struct Released {
 }
 
 /// Step 4, if no reader holds a snapshot older than the waiting cut: collects what nothing
-/// reads any more and removes the replaced segments. `None` while readers hold them.
+/// reads any more and removes the replaced segments. `None` while readers hold them. Never
+/// beside a compaction (its turn is the maintenance lock): one that is relocating still has
+/// readers looking in the segments its base replaced.
 pub(crate) fn release(inner: &Inner) -> Result<Option<Released>> {
+    let _turn = lock(&inner.maintenance);
+    release_in_turn(inner)
+}
+
+/// [`release`], by the holder of the maintenance lock.
+fn release_in_turn(inner: &Inner) -> Result<Option<Released>> {
     let mut waiting = lock(&inner.compaction.waiting);
     let Some(cut) = *waiting else {
         return Ok(Some(Released {
