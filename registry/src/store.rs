@@ -493,7 +493,12 @@ impl Store {
             }
         };
         let last = journal.last_seq();
-        let journal_total: u64 = journal.segments().iter().map(|s| s.used_bytes).sum();
+        let segments = journal.segments();
+        let journal_total: u64 = segments.iter().map(|s| s.used_bytes).sum();
+        let base_bytes = segments
+            .first()
+            .filter(|_| journal.base_seq() > 0)
+            .map_or(0, |base| base.capacity_bytes);
         let watches = Arc::new(Watches::new(options.watch_queue_depth));
         let checkpoints = Arc::new(CheckpointPolicy::new(
             journal.appended_bytes(),
@@ -502,11 +507,6 @@ impl Store {
             journal_total.saturating_sub(start.journal_bytes),
         ));
         let retention = crate::retention::Retention::new(journal.base_seq());
-        let base_bytes = journal
-            .segments()
-            .first()
-            .filter(|_| journal.base_seq() > 0)
-            .map_or(0, |base| base.capacity_bytes);
         let inner = Arc::new(Inner {
             retention,
             compaction: Arc::new(crate::compact::CompactionPolicy::new(
